@@ -1,0 +1,6 @@
+"""`python -m reconciler` runs the `llm-registry` command."""
+
+from reconciler.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The `llm-registry` command: a thin Click layer over the pipeline.
+
+Each subcommand lives in `reconciler/commands/<name>.py` and is imported only when it
+is run (or listed by --help), so that heavy libraries (LiteLLM, SQLAlchemy) load
+only in the commands that need them. A command returns its exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from typing import Any
+
+import click
+
+from reconciler import __version__
+from reconciler.errors import EXIT_ERROR, RegistryError
+
+# command name -> module under reconciler.commands exposing `command`
+COMMANDS: dict[str, str] = {
+    "validate": "validate",
+    "plan": "plan",
+    "apply": "apply",
+    "test": "test",
+    "list": "list_models",
+    "audit": "audit",
+    "db": "db",
+    "schema": "schema",
+}
+
+EXIT_INTERRUPTED = 130
+
+
+def _module_exists(module_name: str) -> bool:
+    return importlib.util.find_spec(f"reconciler.commands.{module_name}") is not None
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when it is needed, and owns exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name, module in COMMANDS.items() if _module_exists(module)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMANDS.get(cmd_name)
+        if module_name is None or not _module_exists(module_name):
+            return None
+        return importlib.import_module(f"reconciler.commands.{module_name}").command
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Run the command and exit with the code DESIGN.md gives every outcome.
+
+        Usage errors exit 1 (not Click's 2, which means "plan has changes"), a
+        RegistryError prints one clean line, and nothing prints a traceback: an
+        exception's text may carry data we do not control.
+        """
+        try:
+            exit_code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Abort as abort:
+            interrupted = isinstance(abort.__context__, KeyboardInterrupt)
+            click.echo("Interrupted." if interrupted else "Aborted.", err=True)
+            sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_ERROR)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(EXIT_ERROR)
+        except RegistryError as error:
+            click.echo(f"error: {error.message}", err=True)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as error:  # noqa: BLE001 - last resort, see docstring
+            if os.environ.get("LLM_REGISTRY_DEBUG"):
+                raise
+            click.echo(
+                f"error: internal error ({type(error).__name__}); "
+                "re-run with LLM_REGISTRY_DEBUG=1 for details",
+                err=True,
+            )
+            sys.exit(EXIT_ERROR)
+        sys.exit(exit_code if isinstance(exit_code, int) else 0)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="llm-registry")
+def cli() -> None:
+    """Reconcile the LLM model registry in PostgreSQL with the YAML files in registry.d/.
+
+    \b
+    Typical flow:
+      llm-registry validate registry.d      check the files (no database)
+      llm-registry plan registry.d          show what would change
+      llm-registry apply registry.d         test connections, then write it
+    """
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    cli.main(prog_name="llm-registry")

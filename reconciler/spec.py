@@ -1,0 +1,231 @@
+"""The model definition format: pydantic models, the provider matrix and the flat record.
+
+Everything here is pure. `load.py` turns files into located documents; `validate.py`
+runs these models over them and maps every error back to `file:line:column`.
+
+A model in git becomes a *record*: a flat dict with one key per column of
+`llm_models` (see `RECORD_FIELDS`). Defaults are filled in here, once, so that the
+plan compares like with like: an omitted field that equals its default is no change.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+
+MODEL_TYPES: tuple[str, ...] = ("embedding", "generation", "ner")
+PROVIDERS: tuple[str, ...] = ("ollama", "openai", "azure", "gemini", "anthropic", "cohere")
+DISTANCE_METRICS: tuple[str, ...] = ("cosine", "dot_product", "euclidean")
+
+ModelType = Literal["embedding", "generation", "ner"]
+Provider = Literal["ollama", "openai", "azure", "gemini", "anthropic", "cohere"]
+DistanceMetric = Literal["cosine", "dot_product", "euclidean"]
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+ENV_REFERENCE_PATTERN = r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$"
+_ENV_REFERENCE = re.compile(ENV_REFERENCE_PATTERN)
+
+# Largest value a PostgreSQL `integer` column holds; bounds keep every value storable.
+INT4_MAX = 2_147_483_647
+MAX_DIMENSIONS = 65_536
+MAX_BATCH_SIZE = 2048
+
+# What the admin form of the original story showed, now enforced by `validate`.
+#   types: which model types the provider serves
+#   api_key / api_endpoint: "required", "optional" or "forbidden"
+PROVIDER_MATRIX: dict[str, dict[str, Any]] = {
+    "ollama": {"types": ("embedding", "generation", "ner"), "api_key": "forbidden", "api_endpoint": "required"},
+    "openai": {"types": ("embedding", "generation", "ner"), "api_key": "required", "api_endpoint": "optional"},
+    "azure": {"types": ("embedding", "generation", "ner"), "api_key": "required", "api_endpoint": "required"},
+    "gemini": {"types": ("embedding", "generation", "ner"), "api_key": "required", "api_endpoint": "optional"},
+    "anthropic": {"types": ("generation", "ner"), "api_key": "required", "api_endpoint": "optional"},
+    "cohere": {"types": ("embedding", "generation", "ner"), "api_key": "required", "api_endpoint": "optional"},
+}
+# Providers whose API has no top_k sampling parameter: accepted, but warned about.
+PROVIDERS_WITHOUT_TOP_K: tuple[str, ...] = ("openai", "azure")
+
+# The columns of llm_models that a definition determines, in display order.
+# `api_key` stands for the pair (api_key_encrypted, api_key_fingerprint).
+RECORD_FIELDS: tuple[str, ...] = (
+    "type",
+    "provider",
+    "model_id",
+    "api_endpoint",
+    "api_version",
+    "api_key",
+    "is_active",
+    "is_default",
+    "description",
+    "dimensions",
+    "max_tokens",
+    "normalize",
+    "distance_metric",
+    "batch_size",
+    "context_window",
+    "max_output_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+)
+PARAMETER_FIELDS: tuple[str, ...] = RECORD_FIELDS[RECORD_FIELDS.index("dimensions") :]
+
+
+class _Strict(BaseModel):
+    """Base for every part of the format: unknown keys are errors, no type coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+PositiveInt = Annotated[int, Field(gt=0, le=INT4_MAX)]
+
+
+class EmbeddingParameters(_Strict):
+    """Parameters of an embedding model (AC-7.9.5)."""
+
+    dimensions: int = Field(gt=0, le=MAX_DIMENSIONS, description="Length of the vectors the model returns.")
+    max_tokens: PositiveInt = Field(8192, description="Longest input the model embeds, in tokens.")
+    normalize: bool = Field(True, description="Whether vectors are normalised to unit length.")
+    distance_metric: DistanceMetric = Field("cosine", description="How KBs compare the vectors.")
+    batch_size: int = Field(32, ge=1, le=MAX_BATCH_SIZE, description="Texts sent per embedding request.")
+
+
+class GenerationParameters(_Strict):
+    """Parameters of a generation model (AC-7.9.6)."""
+
+    context_window: PositiveInt = Field(description="Tokens the model reads, prompt and answer together.")
+    max_output_tokens: PositiveInt | None = Field(None, description="Longest answer; at most context_window.")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature, 0.0 to 2.0.")
+    top_p: float = Field(1.0, ge=0.0, le=1.0, description="Nucleus sampling, 0.0 to 1.0.")
+    top_k: PositiveInt | None = Field(None, description="Top-k sampling; not offered by openai or azure.")
+
+    @model_validator(mode="after")
+    def _output_fits_context(self) -> "GenerationParameters":
+        if self.max_output_tokens is not None and self.max_output_tokens > self.context_window:
+            raise ValueError(
+                f"max_output_tokens ({self.max_output_tokens}) must not exceed "
+                f"context_window ({self.context_window})"
+            )
+        return self
+
+
+class NerParameters(_Strict):
+    """Parameters of a named-entity-recognition model."""
+
+    max_tokens: PositiveInt = Field(8192, description="Longest input, in tokens.")
+    batch_size: int = Field(32, ge=1, le=MAX_BATCH_SIZE, description="Texts sent per request.")
+
+
+class _ModelBase(_Strict):
+    name: str = Field(pattern=NAME_PATTERN, description="Unique across all files; the model's identity.")
+    provider: Provider
+    model_id: str = Field(min_length=1, max_length=255, description="The provider's name for the model.")
+    api_endpoint: str | None = Field(None, max_length=2048, description="Base URL of the provider's API.")
+    api_version: str | None = Field(None, min_length=1, max_length=64, description="Azure API version.")
+    api_key: str | None = Field(
+        None,
+        pattern=ENV_REFERENCE_PATTERN,
+        description="A reference such as ${env:OPENAI_API_KEY}, never the key itself.",
+    )
+    active: bool = True
+    default: bool = Field(False, description="At most one default per type; a default must be active.")
+    description: str = Field("", max_length=2000)
+    previous_names: tuple[Annotated[str, Field(pattern=NAME_PATTERN)], ...] = Field(
+        (), description="Earlier names of this model: renames it in place, keeping its id and KB links."
+    )
+
+    @field_validator("api_endpoint")
+    @classmethod
+    def _endpoint_is_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/?#]+[^\s]*$", value):
+            raise ValueError("api_endpoint must be an http:// or https:// URL")
+        return value
+
+
+class EmbeddingModel(_ModelBase):
+    """A model that turns text into vectors for a KB's index."""
+
+    type: Literal["embedding"]
+    parameters: EmbeddingParameters
+
+
+class GenerationModel(_ModelBase):
+    """A model that writes answers."""
+
+    type: Literal["generation"]
+    parameters: GenerationParameters
+
+
+class NerModel(_ModelBase):
+    """A model that extracts named entities."""
+
+    type: Literal["ner"]
+    parameters: NerParameters = NerParameters()
+
+
+ModelSpec = Annotated[Union[EmbeddingModel, GenerationModel, NerModel], Field(discriminator="type")]
+
+
+class RegistryFile(_Strict):
+    """One file of the registry directory."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        json_schema_extra={"title": "llm-registry model definitions"},
+    )
+
+    version: Literal[1]
+    models: tuple[ModelSpec, ...]
+
+
+REGISTRY_FILE_ADAPTER: TypeAdapter[RegistryFile] = TypeAdapter(RegistryFile)
+
+
+def json_schema() -> dict[str, Any]:
+    """Return the JSON Schema of one registry file, for editors and `llm-registry schema`."""
+    schema = REGISTRY_FILE_ADAPTER.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://llm-registry.dev/schemas/registry.schema.json"
+    return schema
+
+
+def env_reference_name(reference: str) -> str | None:
+    """Return NAME for a well-formed `${env:NAME}` reference, else None."""
+    match = _ENV_REFERENCE.match(reference)
+    return match.group(1) if match else None
+
+
+def looks_like_reference(value: str) -> bool:
+    """True when a value was meant as a reference (starts with `$`), well-formed or not."""
+    return value.strip().startswith("$")
+
+
+def desired_record(model: EmbeddingModel | GenerationModel | NerModel) -> dict[str, Any]:
+    """Flatten a validated model into the column values it asks for, defaults filled in.
+
+    `api_key` holds the reference string (or None); the plan compares it by fingerprint.
+    Parameters that do not belong to the model's type are None, as in the table.
+    """
+    record: dict[str, Any] = {field: None for field in RECORD_FIELDS}
+    record.update(
+        type=model.type,
+        provider=model.provider,
+        model_id=model.model_id,
+        api_endpoint=model.api_endpoint,
+        api_version=model.api_version,
+        api_key=model.api_key,
+        is_active=model.active,
+        is_default=model.default,
+        description=model.description,
+    )
+    record.update(model.parameters.model_dump())
+    if record["temperature"] is not None:
+        record["temperature"] = float(record["temperature"])
+    if record["top_p"] is not None:
+        record["top_p"] = float(record["top_p"])
+    return record
