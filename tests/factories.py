@@ -1,0 +1,165 @@
+"""Factories for model definitions, registry directories and stored rows.
+
+Use these instead of copying dictionaries into tests: each returns a valid default
+that a test overrides only where the behaviour it checks lives.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from reconciler import MANAGED_BY
+from reconciler.spec import RECORD_FIELDS
+from reconciler.state import KnowledgeBase, StoredModel
+
+# A key that must never appear in any output, log, file, audit record or message.
+CANARY_KEY = "sk-canary-3f9c1e7b5d2a4c6e8f0a1b2c3d4e5f60"
+
+_counter = itertools.count(1)
+
+MODELINE = "# yaml-language-server: $schema=../schemas/registry.schema.json\n"
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if key == "parameters" and isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    # A None override removes the key, so tests can write "without api_key".
+    return {key: value for key, value in merged.items() if value is not None}
+
+
+def unique_name(prefix: str) -> str:
+    """A valid model name that no other factory call returns."""
+    return f"{prefix}-{next(_counter)}"
+
+
+def embedding_model(**overrides: Any) -> dict[str, Any]:
+    """An Ollama embedding model with every parameter (the story's EMBEDDING_MODEL_DEFAULTS)."""
+    return _merge(
+        {
+            "name": unique_name("test-embedding"),
+            "type": "embedding",
+            "provider": "ollama",
+            "model_id": "nomic-embed-text",
+            "api_endpoint": "http://localhost:11434",
+            "parameters": {
+                "dimensions": 768,
+                "max_tokens": 8192,
+                "normalize": True,
+                "distance_metric": "cosine",
+                "batch_size": 32,
+            },
+        },
+        overrides,
+    )
+
+
+def generation_model(**overrides: Any) -> dict[str, Any]:
+    """An OpenAI generation model with every parameter (the story's GENERATION_MODEL_DEFAULTS)."""
+    return _merge(
+        {
+            "name": unique_name("test-generation"),
+            "type": "generation",
+            "provider": "openai",
+            "model_id": "gpt-4o-mini",
+            "api_key": "${env:OPENAI_API_KEY}",
+            "parameters": {
+                "context_window": 128000,
+                "max_output_tokens": 4096,
+                "temperature": 0.7,
+                "top_p": 1.0,
+            },
+        },
+        overrides,
+    )
+
+
+def ner_model(**overrides: Any) -> dict[str, Any]:
+    """An Ollama NER model."""
+    return _merge(
+        {
+            "name": unique_name("test-ner"),
+            "type": "ner",
+            "provider": "ollama",
+            "model_id": "gliner",
+            "api_endpoint": "http://localhost:11434",
+            "parameters": {"max_tokens": 512, "batch_size": 16},
+        },
+        overrides,
+    )
+
+
+def registry_document(models: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The content of one registry file."""
+    return {"version": 1, "models": [dict(model) for model in models]}
+
+
+def write_registry_file(directory: Path, models: Iterable[Mapping[str, Any]], filename: str = "models.yaml") -> Path:
+    """Write one registry file (with the schema modeline) and return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / filename
+    path.write_text(MODELINE + yaml.safe_dump(registry_document(models), sort_keys=False))
+    return path
+
+
+def write_text_file(directory: Path, text: str, filename: str = "models.yaml") -> Path:
+    """Write a registry file verbatim (for line-number and hostile-input tests)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / filename
+    path.write_text(text)
+    return path
+
+
+def stored_model(
+    name: str | None = None,
+    *,
+    managed_by: str | None = MANAGED_BY,
+    model_id: str | None = None,
+    **record: Any,
+) -> StoredModel:
+    """A row of llm_models as `read_state` returns it (an Ollama embedding model by default)."""
+    base: dict[str, Any] = {field: None for field in RECORD_FIELDS}
+    base.update(
+        type="embedding",
+        provider="ollama",
+        model_id="nomic-embed-text",
+        api_endpoint="http://localhost:11434",
+        is_active=True,
+        is_default=False,
+        description="",
+        dimensions=768,
+        max_tokens=8192,
+        normalize=True,
+        distance_metric="cosine",
+        batch_size=32,
+    )
+    base.update(record)
+    return StoredModel(
+        id=model_id or str(uuid.uuid4()),
+        name=name or unique_name("stored"),
+        managed_by=managed_by,
+        record=base,
+    )
+
+
+def knowledge_base(
+    name: str | None = None,
+    *,
+    embedding: StoredModel | None = None,
+    generation: StoredModel | None = None,
+) -> KnowledgeBase:
+    """A KB using the given models."""
+    return KnowledgeBase(
+        id=str(uuid.uuid4()),
+        name=name or unique_name("kb"),
+        embedding_model_id=embedding.id if embedding else None,
+        generation_model_id=generation.id if generation else None,
+    )
