@@ -11,9 +11,13 @@ plan compares like with like: an omitted field that equals its default is no cha
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from typing import Annotated, Any, Literal, Mapping, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from reconciler.diagnostics import Location
 
 SCHEMA_VERSION = 1
 
@@ -205,7 +209,7 @@ def looks_like_reference(value: str) -> bool:
     return value.strip().startswith("$")
 
 
-def desired_record(model: EmbeddingModel | GenerationModel | NerModel) -> dict[str, Any]:
+def desired_record(model: "ModelDefinition") -> dict[str, Any]:
     """Flatten a validated model into the column values it asks for, defaults filled in.
 
     `api_key` holds the reference string (or None); the plan compares it by fingerprint.
@@ -229,3 +233,20 @@ def desired_record(model: EmbeddingModel | GenerationModel | NerModel) -> dict[s
     if record["top_p"] is not None:
         record["top_p"] = float(record["top_p"])
     return record
+
+
+ModelDefinition = Union[EmbeddingModel, GenerationModel, NerModel]
+MODEL_CLASSES: dict[str, type[_ModelBase]] = {"embedding": EmbeddingModel, "generation": GenerationModel, "ner": NerModel}
+MODEL_ADAPTER: TypeAdapter[ModelDefinition] = TypeAdapter(ModelSpec)
+
+
+@dataclass(frozen=True)
+class RegistrySpec:
+    """The validated registry: every model in git, sorted by name, and where each is defined."""
+
+    models: tuple[ModelDefinition, ...] = ()
+    locations: Mapping[str, Location] = dataclass_field(default_factory=dict)
+
+    def by_name(self) -> dict[str, ModelDefinition]:
+        """The models keyed by name."""
+        return {model.name: model for model in self.models}

@@ -1,0 +1,322 @@
+"""Validate located documents into a RegistrySpec, with every problem at `file:line:col`.
+
+Three layers, each reporting all it finds rather than stopping at the first:
+1. the shape of each file (`version: 1`, `models:` a list);
+2. each model through the pydantic models of `spec.py` (types, ranges, unknown keys)
+   plus the provider matrix, which needs the whole model to judge;
+3. rules across files: unique names, renames, one default per type.
+
+`validate_documents` is pure; `validate_directory` adds the loader in front.
+Messages never repeat the value of an `api_key`, whatever was written there.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import BaseModel, ValidationError
+
+from reconciler import spec
+from reconciler.diagnostics import Diagnostic, Location, error, has_errors, warning
+from reconciler.load import Document, Path_, load_directory
+
+_YAML_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "a mapping", type(None): "null"}
+_EXPECTED = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "tuple_type": "a list",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "dict_type": "a mapping",
+}
+_SECRET_FIELDS = {"api_key"}
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """What `validate` found: the spec (None when any error), every diagnostic, files read."""
+
+    spec: spec.RegistrySpec | None
+    diagnostics: tuple[Diagnostic, ...]
+    files: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return not has_errors(self.diagnostics)
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        """Only the errors."""
+        return tuple(d for d in self.diagnostics if d.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        """Only the warnings."""
+        return tuple(d for d in self.diagnostics if d.severity == "warning")
+
+
+def validate_directory(directory: Path) -> ValidationResult:
+    """Load and validate every registry file under `directory` (or one file)."""
+    documents, load_diagnostics = load_directory(directory)
+    registry, diagnostics = validate_documents(documents)
+    every = sorted([*load_diagnostics, *diagnostics], key=Diagnostic.sort_key)
+    return ValidationResult(
+        spec=None if has_errors(every) else registry,
+        diagnostics=tuple(every),
+        files=tuple(document.file for document in documents),
+    )
+
+
+def validate_documents(documents: Iterable[Document]) -> tuple[spec.RegistrySpec, list[Diagnostic]]:
+    """Validate parsed documents; the spec holds the models that passed on their own."""
+    diagnostics: list[Diagnostic] = []
+    models: list[tuple[spec.ModelDefinition, Location, Document, Path_]] = []
+    for document in documents:
+        for index, raw in _file_models(document, diagnostics):
+            path: Path_ = ("models", index)
+            model = _validate_model(document, path, raw, diagnostics)
+            if model is not None:
+                models.append((model, document.location(path), document, path))
+    diagnostics.extend(_cross_file_rules(models))
+    unique: dict[str, tuple[spec.ModelDefinition, Location]] = {}
+    for model, location, _, _ in models:
+        unique.setdefault(model.name, (model, location))
+    registry = spec.RegistrySpec(
+        models=tuple(unique[name][0] for name in sorted(unique)),
+        locations={name: unique[name][1] for name in sorted(unique)},
+    )
+    return registry, diagnostics
+
+
+def _file_models(document: Document, diagnostics: list[Diagnostic]) -> list[tuple[int, Any]]:
+    data = document.data
+    here = document.location(())
+    if not isinstance(data, dict):
+        diagnostics.append(error("not-a-mapping", "expected a mapping with 'version: 1' and 'models:' at the top of the file", here))
+        return []
+    for key in data:
+        if key not in ("version", "models"):
+            diagnostics.append(error("unknown-key", f"unknown top-level key {key!r}{_suggest(key, ('version', 'models'))}; a file holds 'version' and 'models'", document.location((key,), key=True)))
+    if "version" not in data:
+        diagnostics.append(error("missing-version", "missing 'version: 1' at the top of the file", here))
+    elif data["version"] != 1 or isinstance(data["version"], bool):
+        diagnostics.append(error("bad-version", f"unsupported version {data['version']!r}: this llm-registry reads 'version: 1'", document.location(("version",))))
+    if "models" not in data:
+        diagnostics.append(error("missing-models", "missing 'models:' (a list of model definitions)", here))
+        return []
+    models = data["models"]
+    if models is None:
+        return []  # `models:` with nothing under it: an empty file of models
+    if not isinstance(models, list):
+        diagnostics.append(error("bad-models", f"'models' must be a list of model definitions, not {_yaml_type(models)}", document.location(("models",))))
+        return []
+    return list(enumerate(models))
+
+
+def _validate_model(document: Document, path: Path_, raw: Any, diagnostics: list[Diagnostic]) -> spec.ModelDefinition | None:
+    # The matrix rules read the raw mapping, so they report even when other fields are wrong.
+    problems = list(_provider_rules(document, path, raw)) if isinstance(raw, dict) else []
+    try:
+        model = spec.MODEL_ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        problems.extend(_pydantic_diagnostics(document, path, raw, exc))
+        model = None
+    diagnostics.extend(problems)
+    return None if has_errors(problems) else model
+
+
+def _pydantic_diagnostics(document: Document, base: Path_, raw: Any, exc: ValidationError) -> list[Diagnostic]:
+    model_type = raw.get("type") if isinstance(raw, dict) else None
+    found: list[Diagnostic] = []
+    for item in exc.errors(include_url=False, include_context=True):
+        loc = tuple(item["loc"])
+        if loc and loc[0] == model_type:
+            loc = loc[1:]  # strip the discriminator tag pydantic puts first
+        path = base + loc
+        found.append(_describe(document, path, loc, model_type, item))
+    return found
+
+
+def _field_label(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) if loc else "model"
+
+
+def _describe(document: Document, path: Path_, loc: tuple[Any, ...], model_type: Any, item: dict[str, Any]) -> Diagnostic:
+    kind = item["type"]
+    field_name = str(loc[-1]) if loc else ""
+    label = _field_label(loc)
+    value = item.get("input")
+    secret = bool(set(map(str, loc)) & _SECRET_FIELDS)
+    ctx = item.get("ctx") or {}
+
+    if kind == "union_tag_not_found":
+        return error("missing-key", "missing key 'type' (one of embedding, generation, ner)", document.location(path))
+    if kind == "union_tag_invalid":
+        tag = str(ctx.get("tag"))
+        return error("bad-value", f"type {tag!r} is not one of embedding, generation, ner{_suggest(tag, spec.MODEL_TYPES)}", document.location(path + ("type",)))
+    if kind == "missing":
+        where = f" in {_field_label(loc[:-1])}" if len(loc) > 1 else ""
+        return error("missing-key", f"missing required key {field_name!r}{where}", document.location(path[:-1], key=True))
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(model_type, loc[:-1])
+        hint = _suggest(field_name, allowed) or (f" (allowed here: {', '.join(allowed)})" if allowed else "")
+        where = f" in {_field_label(loc[:-1])}" if len(loc) > 1 else ""
+        return error("unknown-key", f"unknown key {field_name!r}{where}{hint}", document.location(path, key=True))
+    where = document.location(path)
+    if secret:
+        return error("bad-secret", _secret_message(value), where)
+    if kind in _EXPECTED:
+        return error("wrong-type", f"{label}: expected {_EXPECTED[kind]}, got {_yaml_type(value)}", where)
+    if kind == "literal_error":
+        choices = ctx.get("expected", "")
+        options = [c.strip(" '") for c in choices.replace(" or ", ", ").split(",")]
+        return error("bad-value", f"{label}: {value!r} is not one of {', '.join(options)}{_suggest(str(value), options)}", where)
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return error("out-of-range", f"{label}: {_range_text(document, loc, model_type)} (got {value!r})", where)
+    if kind == "string_pattern_mismatch" and field_name in ("name",) or (len(loc) >= 2 and loc[-2] == "previous_names"):
+        return error("bad-name", f"{label}: {value!r} is not a valid model name: use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 characters", where)
+    if kind in ("string_too_short", "string_too_long"):
+        return error("bad-value", f"{label}: {item['msg'].lower()}", where)
+    if kind == "value_error":
+        message = str(item["msg"]).removeprefix("Value error, ")
+        # A rule across fields names its field first: point at that field when it is there.
+        named = path + (message.split(" ", 1)[0],)
+        return error("bad-value", message, document.positions.get(named, where))
+    return error("bad-value", f"{label}: {item['msg']}", where)
+
+
+def _secret_message(value: Any) -> str:
+    # Never echo the value: it may be a real key pasted by mistake.
+    if isinstance(value, str) and spec.looks_like_reference(value):
+        return "api_key: malformed reference; write it as ${env:NAME} with NAME made of letters, digits and '_'"
+    return (
+        "api_key holds a literal value; never commit a key. Write a reference such as "
+        "${env:OPENAI_API_KEY} and set that variable where plan and apply run"
+    )
+
+
+def _range_text(document: Document, loc: tuple[Any, ...], model_type: Any) -> str:
+    model_class = _class_at(model_type, loc[:-1])
+    info = model_class.model_fields.get(str(loc[-1])) if model_class else None
+    low = high = None
+    strict_low = False
+    for meta in (info.metadata if info else []):
+        low = getattr(meta, "ge", low)
+        if getattr(meta, "gt", None) is not None:
+            low, strict_low = meta.gt, True
+        high = getattr(meta, "le", high)
+    if strict_low and low == 0 and high is not None and high >= spec.INT4_MAX:
+        return "must be a positive integer"
+    if strict_low and low == 0:
+        return f"must be a positive integer, at most {high}"
+    if low is not None and high is not None:
+        return f"must be between {low} and {high}"
+    return "out of range"
+
+
+def _class_at(model_type: Any, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    current: type[BaseModel] | None = spec.MODEL_CLASSES.get(model_type) if isinstance(model_type, str) else None
+    for part in loc:
+        if current is None or not isinstance(part, str) or part not in current.model_fields:
+            return None
+        annotation = current.model_fields[part].annotation
+        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return current
+
+
+def _allowed_keys(model_type: Any, loc: tuple[Any, ...]) -> tuple[str, ...]:
+    model_class = _class_at(model_type, loc)
+    if model_class is None and not loc:
+        return tuple(sorted({f for cls in spec.MODEL_CLASSES.values() for f in cls.model_fields}))
+    return tuple(model_class.model_fields) if model_class else ()
+
+
+def _suggest(word: Any, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _yaml_type(value: Any) -> str:
+    return _YAML_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _provider_rules(document: Document, path: Path_, raw: dict[Any, Any]) -> Iterable[Diagnostic]:
+    """The provider matrix of DESIGN.md, active/default and top_k, on one model's raw mapping.
+
+    Each rule runs only when the fields it reads are well-formed; pydantic reports the rest.
+    """
+    provider, model_type, name = raw.get("provider"), raw.get("type"), raw.get("name")
+    if provider not in spec.PROVIDER_MATRIX:
+        return
+    rules = spec.PROVIDER_MATRIX[provider]
+    at = document.location
+    label = f"model {name!r}: " if isinstance(name, str) else ""
+    if model_type in spec.MODEL_TYPES and model_type not in rules["types"]:
+        offers = " and ".join(rules["types"])
+        yield error("provider-type", f"{provider} does not serve {model_type} models ({provider} offers {offers})", at(path + ("provider",)))
+    if rules["api_key"] == "required" and raw.get("api_key") is None:
+        variable = f"{provider.upper()}_API_KEY"
+        yield error("missing-api-key", f"{label}{provider} needs an api_key, e.g. 'api_key: ${{env:{variable}}}'", at(path))
+    if rules["api_key"] == "forbidden" and raw.get("api_key") is not None:
+        yield error("unexpected-api-key", f"{provider} takes no api_key; remove it", at(path + ("api_key",), key=True))
+    if rules["api_endpoint"] == "required" and raw.get("api_endpoint") is None:
+        example = "http://ollama.internal:11434" if provider == "ollama" else "https://<resource>.openai.azure.com"
+        yield error("missing-endpoint", f"{label}{provider} needs an api_endpoint, e.g. {example}", at(path))
+    if provider == "azure" and raw.get("api_version") is None:
+        yield error("missing-api-version", f"{label}azure needs an api_version, e.g. '2024-10-21'", at(path))
+    if provider != "azure" and raw.get("api_version") is not None:
+        yield error("unexpected-api-version", f"api_version applies only to azure, not {provider}; remove it", at(path + ("api_version",), key=True))
+    if raw.get("default") is True and raw.get("active") is False:
+        yield error("inactive-default", f"{label}a default model must be active: set 'active: true' or remove 'default: true'", at(path + ("default",)))
+    previous = raw.get("previous_names")
+    if isinstance(previous, list) and name in previous:
+        yield error("bad-rename", f"{label}lists its own name in previous_names", at(path + ("previous_names",)))
+    parameters = raw.get("parameters")
+    if isinstance(parameters, dict) and parameters.get("top_k") is not None and provider in spec.PROVIDERS_WITHOUT_TOP_K:
+        yield warning("ignored-top-k", f"{provider} does not offer top_k; it will be stored but has no effect", at(path + ("parameters", "top_k")))
+
+
+def _cross_file_rules(models: list[tuple[spec.ModelDefinition, Location, Document, Path_]]) -> list[Diagnostic]:
+    """Unique names, consistent renames, at most one default per type, a default per used type."""
+    found: list[Diagnostic] = []
+    first_by_name: dict[str, Location] = {}
+    for model, location, document, path in models:
+        if model.name in first_by_name:
+            found.append(error("duplicate-name", f"duplicate model name {model.name!r} (also defined at {first_by_name[model.name]})", document.location(path + ("name",))))
+        else:
+            first_by_name[model.name] = location
+
+    claimed_by: dict[str, str] = {}
+    for model, location, document, path in models:
+        for index, old_name in enumerate(model.previous_names):
+            where = document.location(path + ("previous_names", index))
+            if old_name in first_by_name and old_name != model.name:
+                found.append(error("rename-conflict", f"{old_name!r} is in previous_names of {model.name!r} but is also a model of its own (at {first_by_name[old_name]})", where))
+            elif old_name in claimed_by and claimed_by[old_name] != model.name:
+                found.append(error("rename-conflict", f"{old_name!r} is in previous_names of both {claimed_by[old_name]!r} and {model.name!r}", where))
+            else:
+                claimed_by[old_name] = model.name
+
+    defaults: dict[str, list[tuple[spec.ModelDefinition, Location]]] = defaultdict(list)
+    active_by_type: dict[str, list[tuple[spec.ModelDefinition, Location]]] = defaultdict(list)
+    for model, location, document, path in models:
+        if model.default:
+            defaults[model.type].append((model, document.location(path + ("default",))))
+        if model.active:
+            active_by_type[model.type].append((model, location))
+    for model_type, marked in defaults.items():
+        first, first_at = marked[0]
+        for other, where in marked[1:]:
+            found.append(error("multiple-defaults", f"more than one default {model_type} model: {other.name!r} and {first.name!r} (at {first_at}); keep 'default: true' on one", where))
+    for model_type in spec.MODEL_TYPES:
+        if active_by_type.get(model_type) and model_type not in defaults:
+            first, where = active_by_type[model_type][0]
+            found.append(warning("no-default", f"no default {model_type} model: set 'default: true' on one of the active {model_type} models", where))
+    return found
