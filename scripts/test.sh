@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Run the test suite on a fresh machine: make a virtualenv, install the package with
+# its dev extra, run pytest. Extra arguments go to pytest (e.g. `-k plan -x`).
+#
+# Database: LLM_REGISTRY_TEST_DATABASE_URL if set, else the server on
+# 127.0.0.1:5432, else a throwaway cluster from the machine's PostgreSQL binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${LLM_REGISTRY_VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
+    | grep -v "is ignored: it is neither a file nor a directory" || true
+exec "$VENV/bin/python" -m pytest "$@"
