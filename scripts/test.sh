@@ -11,6 +11,11 @@ VENV="${LLM_REGISTRY_VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
-    | grep -v "is ignored: it is neither a file nor a directory" || true
+log="$(mktemp)"
+if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]' >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "error: installing llm-registry and its dev dependencies failed (see above)" >&2
+    exit 1
+fi
+rm -f "$log"
 exec "$VENV/bin/python" -m pytest "$@"
