@@ -137,8 +137,12 @@ class _ModelBase(_Strict):
     active: bool = True
     default: bool = Field(False, description="At most one default per type; a default must be active.")
     description: str = Field("", max_length=2000)
+    # strict=False on the container only: YAML gives a list, and a strict tuple refuses
+    # lists. The items stay strict (a number is still not a name).
     previous_names: tuple[Annotated[str, Field(pattern=NAME_PATTERN)], ...] = Field(
-        (), description="Earlier names of this model: renames it in place, keeping its id and KB links."
+        (),
+        strict=False,
+        description="Earlier names of this model: renames it in place, keeping its id and KB links.",
     )
 
     @field_validator("api_endpoint")
@@ -184,7 +188,7 @@ class RegistryFile(_Strict):
     )
 
     version: Literal[1]
-    models: tuple[ModelSpec, ...]
+    models: tuple[ModelSpec, ...] = Field(strict=False)  # a YAML list; see previous_names
 
 
 REGISTRY_FILE_ADAPTER: TypeAdapter[RegistryFile] = TypeAdapter(RegistryFile)
