@@ -254,3 +254,13 @@ class RegistrySpec:
     def by_name(self) -> dict[str, ModelDefinition]:
         """The models keyed by name."""
         return {model.name: model for model in self.models}
+
+
+_FIELD_NAMES_IN_YAML = {"is_active": "active", "is_default": "default"}
+
+
+def yaml_field_name(record_field: str) -> str:
+    """How a record field is written in a registry file (`dimensions` -> `parameters.dimensions`)."""
+    if record_field in PARAMETER_FIELDS:
+        return f"parameters.{record_field}"
+    return _FIELD_NAMES_IN_YAML.get(record_field, record_field)

@@ -122,10 +122,14 @@ def stored_model(
     name: str | None = None,
     *,
     managed_by: str | None = MANAGED_BY,
-    model_id: str | None = None,
+    row_id: str | None = None,
     **record: Any,
 ) -> StoredModel:
-    """A row of llm_models as `read_state` returns it (an Ollama embedding model by default)."""
+    """A row of llm_models as `read_state` returns it (an Ollama embedding model by default).
+
+    `row_id` is the row's uuid; keyword arguments set record columns (`model_id` is the
+    provider's model name, as in the table).
+    """
     base: dict[str, Any] = {field: None for field in RECORD_FIELDS}
     base.update(
         type="embedding",
@@ -143,7 +147,7 @@ def stored_model(
     )
     base.update(record)
     return StoredModel(
-        id=model_id or str(uuid.uuid4()),
+        id=row_id or str(uuid.uuid4()),
         name=name or unique_name("stored"),
         managed_by=managed_by,
         record=base,

@@ -1,0 +1,121 @@
+"""Policies over a plan: what is refused, and what a reviewer should be warned of. No I/O.
+
+Blocked (exit 3, nothing is written):
+- deleting a model that knowledge bases use (the original admin API's 409),
+  naming every such KB;
+- changing what makes a KB's stored vectors meaningful (an embedding model's
+  provider, model_id, dimensions, distance_metric or normalize), or any model's
+  type, while KBs use it;
+- a default that would collide with a default on a row llm-registry does not manage;
+- deleting every managed model at once, unless explicitly allowed.
+
+Warned: deactivating a model KBs use; a model type left with active models but no default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from reconciler.plan import Action, Plan, simulate_apply
+from reconciler.spec import MODEL_TYPES
+from reconciler.state import RegistryState
+
+# Fields whose change invalidates the vectors a KB has already stored.
+VECTOR_FIELDS: tuple[str, ...] = ("provider", "model_id", "dimensions", "distance_metric", "normalize")
+
+
+def _kb_list(names: tuple[str, ...]) -> str:
+    count = len(names)
+    return f"{count} knowledge base{'s' * (count != 1)}: {', '.join(names)}"
+
+
+def _blocked_reasons(action: Action) -> list[str]:
+    kbs = action.knowledge_bases
+    if not kbs:
+        return []
+    if action.kind == "delete":
+        return [f"used by {_kb_list(kbs)}; point them at another model before removing it"]
+    reasons = []
+    changed = set(action.changed_fields())
+    if "type" in changed:
+        reasons.append(f"used by {_kb_list(kbs)}; a model's type cannot change while KBs use it")
+    elif action.model_type == "embedding":
+        breaking = [name for name in VECTOR_FIELDS if name in changed]
+        if breaking:
+            reasons.append(
+                f"used by {_kb_list(kbs)}; changing {', '.join(breaking)} of an embedding model would make "
+                "their stored vectors meaningless: register the new model under a new name and re-index those KBs onto it"
+            )
+    return reasons
+
+
+def _action_warnings(action: Action) -> list[str]:
+    warnings = []
+    if action.kind == "update" and action.knowledge_bases and action.desired and not action.desired["is_active"]:
+        if any(c.field == "is_active" for c in action.changes):
+            warnings.append(f"deactivates a model used by {_kb_list(action.knowledge_bases)}")
+    if action.adopt:
+        warnings.append("adopts a row that was created by hand: llm-registry will manage it from now on")
+    return warnings
+
+
+def _default_conflicts(plan: Plan, state: RegistryState) -> dict[str, str]:
+    """Actions that would make a second default next to an unmanaged default row."""
+    unmanaged_defaults = {
+        row.record["type"]: row.name
+        for row in state.models
+        if not row.managed and row.record.get("is_default") and row.name in plan.unmanaged
+    }
+    conflicts = {}
+    for action in plan.actions:
+        if action.kind == "delete" or not action.desired or not action.desired["is_default"]:
+            continue
+        other = unmanaged_defaults.get(action.desired["type"])
+        if other is not None:
+            conflicts[action.name] = (
+                f"{other!r} (not managed by llm-registry) is already the default {action.desired['type']} model; "
+                f"declare {other!r} in git to adopt it, or clear its default by hand"
+            )
+    return conflicts
+
+
+def apply_policies(plan: Plan, state: RegistryState, *, allow_delete_all: bool = False) -> Plan:
+    """Return the plan with blocked reasons and warnings filled in."""
+    conflicts = _default_conflicts(plan, state)
+    managed = [row for row in state.models if row.managed]
+    deletes = [a for a in plan.actions if a.kind == "delete"]
+    delete_all = bool(managed) and len(deletes) == len(managed) and not allow_delete_all
+    refusals: list[str] = []
+    if delete_all:
+        refusals.append(
+            f"this plan deletes every model llm-registry manages ({len(managed)}): is the directory right? "
+            "Pass --allow-delete-all if that is what you want"
+        )
+
+    actions = []
+    for action in plan.actions:
+        reasons = _blocked_reasons(action)
+        if action.name in conflicts:
+            reasons.append(conflicts[action.name])
+        if delete_all and action.kind == "delete":
+            reasons.append("part of a plan that deletes every managed model (see --allow-delete-all)")
+        actions.append(replace(action, blocked=tuple(reasons), warnings=tuple(_action_warnings(action))))
+    checked = replace(plan, actions=tuple(actions), refusals=tuple(refusals))
+    return replace(checked, warnings=tuple(_plan_warnings(checked, state)))
+
+
+def _plan_warnings(plan: Plan, state: RegistryState) -> list[str]:
+    after = simulate_apply(plan, state)
+    warnings = []
+    for model_type in MODEL_TYPES:
+        rows = [row for row in after.models if row.record["type"] == model_type]
+        active = [row for row in rows if row.record["is_active"]]
+        if active and not any(row.record["is_default"] for row in rows):
+            warnings.append(f"after this plan no {model_type} model is the default")
+    if plan.unchecked_keys:
+        warnings.append(
+            "api_key not compared for "
+            + ", ".join(plan.unchecked_keys)
+            + ": its variable (or LLM_REGISTRY_ENCRYPTION_KEY) is unset here; apply resolves it"
+        )
+    return warnings

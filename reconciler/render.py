@@ -1,0 +1,259 @@
+"""Plan -> text for a terminal, JSON for tools, markdown for a PR comment, GitHub annotations.
+
+Pure functions of the plan. Nothing secret can reach them: the plan holds key
+references and display tokens ("(set)", "changed"), never a key or a fingerprint.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Iterable
+
+from reconciler import __version__
+from reconciler.diagnostics import _escape_github_data, _escape_github_property
+from reconciler.plan import KEY_CHANGED, KEY_NONE, KEY_SET, KEY_UNKNOWN, Action, FieldChange, Plan
+from reconciler.spec import yaml_field_name
+
+# Version of the JSON plan document (docs/plan-format.md); bump on incompatible change.
+PLAN_JSON_VERSION = 1
+# GitHub refuses comments over 65,536 characters; leave room for a header it may add.
+MARKDOWN_PART_LIMIT = 60_000
+
+_KEY_TOKENS = {KEY_NONE, KEY_SET, KEY_CHANGED, KEY_UNKNOWN}
+_MARKERS = {"create": "+", "update": "~", "delete": "-"}
+_VERBS = {"create": "will be created", "update": "will be updated in place", "delete": "will be deleted"}
+_COLOURS = {"create": "green", "update": "yellow", "delete": "red", "blocked": "red", "warning": "yellow"}
+
+Style = Callable[..., str]
+
+
+def _plain(text: str, **_: Any) -> str:
+    return text
+
+
+def format_value(value: Any) -> str:
+    """A field value as a reviewer reads it: strings quoted, None as (none), key tokens bare."""
+    if isinstance(value, str) and value in _KEY_TOKENS:
+        return value
+    if value is None:
+        return KEY_NONE
+    return json.dumps(value)
+
+
+def summary_line(plan: Plan) -> str:
+    """`Plan: 2 to create, 1 to update, 1 to delete, 1 blocked.` or the no-changes sentence."""
+    if not plan.has_changes:
+        return "No changes. The registry in the database matches the definitions."
+    return (
+        f"Plan: {plan.count('create')} to create, {plan.count('update')} to update, "
+        f"{plan.count('delete')} to delete, {len(plan.blocked)} blocked."
+    )
+
+
+def _title(action: Action) -> str:
+    rename = f" (renamed from {action.previous_name})" if action.previous_name else ""
+    return f"{action.name}{rename}"
+
+
+def _change_lines(action: Action) -> list[tuple[str, str]]:
+    """(marker, text) per changed field, names as written in YAML."""
+    width = max((len(yaml_field_name(c.field)) for c in action.changes), default=0)
+    lines = []
+    for change in action.changes:
+        label = yaml_field_name(change.field).ljust(width)
+        if action.kind == "create":
+            lines.append(("+", f"{label} = {format_value(change.after)}"))
+        else:
+            lines.append(("~", f"{label} = {format_value(change.before)} -> {format_value(change.after)}"))
+    return lines
+
+
+def render_text(plan: Plan, *, style: Style = _plain) -> str:
+    """The Terraform-like plan: one block per model, one line per changed field, a summary."""
+    out: list[str] = []
+    if plan.has_changes:
+        out += ["llm-registry will perform the following actions:", ""]
+    for action in plan.actions:
+        marker = _MARKERS[action.kind]
+        colour = _COLOURS["blocked" if action.is_blocked else action.kind]
+        where = f"  ({action.location})" if action.location else ""
+        verdict = f"BLOCKED: {action.kind} refused" if action.is_blocked else _VERBS[action.kind]
+        out.append(style(f"  # {action.name} {verdict}{where}", bold=True))
+        out.append(style(f"  {'!' if action.is_blocked else ' '}{marker} {_title(action)}  ({action.model_type}, {action.provider})", fg=colour))
+        for change_marker, text in _change_lines(action):
+            out.append(style(f"      {change_marker} {text}", fg=_COLOURS["update" if change_marker == "~" else "create"]))
+        if action.kind == "delete" and action.knowledge_bases and not action.is_blocked:
+            out.append(f"      used by: {', '.join(action.knowledge_bases)}")
+        for reason in action.blocked:
+            out.append(style(f"      blocked: {reason}", fg=_COLOURS["blocked"], bold=True))
+        for note in action.warnings:
+            out.append(style(f"      warning: {note}", fg=_COLOURS["warning"]))
+        out.append("")
+    if plan.refusals:
+        out += [style(f"Refused: {reason}", fg="red", bold=True) for reason in plan.refusals] + [""]
+    if plan.warnings:
+        out += ["Warnings:"] + [style(f"  - {w}", fg=_COLOURS["warning"]) for w in plan.warnings] + [""]
+    if plan.unmanaged:
+        out += [f"Not managed by llm-registry, left untouched: {', '.join(plan.unmanaged)}", ""]
+    out.append(style(summary_line(plan), bold=True))
+    if plan.is_blocked:
+        out.append(style("Apply will refuse this plan until the blocked changes are resolved.", fg="red"))
+    return "\n".join(out)
+
+
+def _change_json(change: FieldChange) -> dict[str, Any]:
+    return {"field": yaml_field_name(change.field), "before": change.before, "after": change.after}
+
+
+def plan_to_json_data(plan: Plan) -> dict[str, Any]:
+    """The plan as the documented, versioned JSON document (docs/plan-format.md)."""
+    return {
+        "format_version": PLAN_JSON_VERSION,
+        "llm_registry_version": __version__,
+        "summary": {
+            "create": plan.count("create"),
+            "update": plan.count("update"),
+            "delete": plan.count("delete"),
+            "blocked": len(plan.blocked),
+            "unchanged": len(plan.unchanged),
+            "has_changes": plan.has_changes,
+            "is_blocked": plan.is_blocked,
+        },
+        "actions": [
+            {
+                "action": action.kind,
+                "name": action.name,
+                "type": action.model_type,
+                "provider": action.provider,
+                "previous_name": action.previous_name,
+                "adopt": action.adopt,
+                "blocked": action.is_blocked,
+                "blocked_reasons": list(action.blocked),
+                "warnings": list(action.warnings),
+                "knowledge_bases": list(action.knowledge_bases),
+                "location": (
+                    {"file": action.location.file, "line": action.location.line, "column": action.location.column}
+                    if action.location
+                    else None
+                ),
+                "changes": [_change_json(change) for change in action.changes],
+            }
+            for action in plan.actions
+        ],
+        "refusals": list(plan.refusals),
+        "warnings": list(plan.warnings),
+        "unmanaged": list(plan.unmanaged),
+        "unchecked_keys": list(plan.unchecked_keys),
+        "state_fingerprint": plan.state_fingerprint,
+        "spec_fingerprint": plan.spec_fingerprint,
+    }
+
+
+def render_json(plan: Plan) -> str:
+    """The JSON document, pretty-printed."""
+    return json.dumps(plan_to_json_data(plan), indent=2, default=str)
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _md_notes(action: Action) -> str:
+    if action.is_blocked:
+        return "⛔ " + _md_escape("; ".join(action.blocked))
+    notes = list(action.warnings)
+    if action.previous_name:
+        notes.insert(0, f"renamed from {action.previous_name}")
+    if action.kind == "delete" and action.knowledge_bases:
+        notes.append("used by " + ", ".join(action.knowledge_bases))
+    return _md_escape("; ".join(notes))
+
+
+def _md_details(action: Action) -> str:
+    lines = [f"{marker} {text}" for marker, text in _change_lines(action)]
+    lines += [f"! blocked: {reason}" for reason in action.blocked]
+    body = "\n".join(lines) or f"- {action.name}"
+    summary = f"<code>{_MARKERS[action.kind]} {_md_escape(action.name)}</code> — {action.kind}{' (blocked)' if action.is_blocked else ''}"
+    fence = "```"
+    return f"<details><summary>{summary}</summary>\n\n{fence}diff\n{body}\n{fence}\n\n</details>"
+
+
+def _ordered_for_review(plan: Plan) -> list[Action]:
+    return sorted(plan.actions, key=lambda a: (not a.is_blocked, ("delete", "update", "create").index(a.kind), a.name))
+
+
+def render_markdown_parts(plan: Plan, *, limit: int = MARKDOWN_PART_LIMIT) -> list[str]:
+    """The plan as one or more PR comments, each under `limit` characters.
+
+    Blocked changes come first; a summary table, then a collapsible diff per model.
+    When split, every part says which part it is and repeats the table header.
+    """
+    icon = {"create": "➕", "update": "🔄", "delete": "➖"}
+    head = ["### llm-registry plan", "", f"**{summary_line(plan)}**", ""]
+    if plan.is_blocked:
+        head += ["> [!CAUTION]", "> This plan holds blocked changes; `apply` will refuse it."]
+        head += [f"> {_md_escape(r)}" for r in plan.refusals] + [""]
+    if plan.warnings:
+        head += ["**Warnings**", ""] + [f"- {_md_escape(w)}" for w in plan.warnings] + [""]
+    if plan.unmanaged:
+        head += [f"Not managed by llm-registry, left untouched: {', '.join(plan.unmanaged)}", ""]
+    table_header = "| | Model | Type | Provider | Action | Notes |\n|---|---|---|---|---|---|"
+    actions = _ordered_for_review(plan)
+    rows = [
+        f"| {'⛔' if a.is_blocked else icon[a.kind]} | `{a.name}` | {a.model_type} | {a.provider} | {a.kind} | {_md_notes(a)} |"
+        for a in actions
+    ]
+    blocks: list[tuple[str, str]] = [("text", "\n".join(head))]
+    blocks += [("row", row) for row in rows]
+    blocks += [("text", _md_details(a)) for a in actions]
+    return _pack(blocks, table_header, limit)
+
+
+def _pack(blocks: Iterable[tuple[str, str]], table_header: str, limit: int) -> list[str]:
+    parts: list[list[str]] = [[]]
+    sizes = [0]
+    in_table = [False]
+    for kind, text in blocks:
+        addition = text
+        if kind == "row" and not in_table[-1]:
+            addition = f"{table_header}\n{text}"
+        elif kind == "text" and in_table[-1]:
+            addition = f"\n{text}"
+        if sizes[-1] + len(addition) + 1 > limit - 200 and parts[-1]:
+            parts.append([])
+            sizes.append(0)
+            in_table.append(False)
+            addition = f"{table_header}\n{text}" if kind == "row" else text
+        parts[-1].append(addition)
+        sizes[-1] += len(addition) + 1
+        in_table[-1] = kind == "row"
+    rendered = ["\n".join(part).rstrip() + "\n" for part in parts]
+    if len(rendered) > 1:
+        rendered = [f"_Part {i} of {len(rendered)}_\n\n{text}" for i, text in enumerate(rendered, 1)]
+    return rendered
+
+
+MARKDOWN_PART_SEPARATOR = "\n<!-- llm-registry: next part -->\n"
+
+
+def render_markdown(plan: Plan) -> str:
+    """All markdown parts, joined by MARKDOWN_PART_SEPARATOR (split on it to post them)."""
+    return MARKDOWN_PART_SEPARATOR.join(render_markdown_parts(plan))
+
+
+def render_github(plan: Plan) -> str:
+    """GitHub workflow commands: an error per blocked change at its file:line, warnings, a notice."""
+    lines = []
+    for action in plan.blocked:
+        where = ""
+        if action.location:
+            loc = action.location
+            where = f" file={_escape_github_property(loc.file)},line={loc.line},col={loc.column}"
+        message = f"{action.kind} of {action.name} blocked: " + "; ".join(action.blocked)
+        lines.append(f"::error{where},title=llm-registry blocked::{_escape_github_data(message)}" if where else f"::error title=llm-registry blocked::{_escape_github_data(message)}")
+    for reason in plan.refusals:
+        lines.append(f"::error title=llm-registry refused::{_escape_github_data(reason)}")
+    for note in plan.warnings:
+        lines.append(f"::warning title=llm-registry::{_escape_github_data(note)}")
+    lines.append(f"::notice title=llm-registry plan::{_escape_github_data(summary_line(plan))}")
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""Policies: what the plan refuses (exit 3) and what it warns about."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.plan import compute_plan
+from reconciler.policy import apply_policies
+from reconciler.state import RegistryState
+from tests.factories import embedding_model, generation_model, knowledge_base, stored_model
+from tests.unit.test_plan import registry, stored_from
+
+
+def planned(spec, state, *, keys=None, allow_delete_all=False):  # noqa: ANN001, ANN202 - test helper
+    return apply_policies(compute_plan(spec, state, keys or {}), state, allow_delete_all=allow_delete_all)
+
+
+def test_delete_of_a_model_used_by_kbs_is_blocked_naming_every_kb() -> None:
+    keep = embedding_model(name="keep", default=True)
+    used = stored_model("used")
+    kbs = (knowledge_base("support", embedding=used), knowledge_base("legal", generation=used))
+    plan = planned(registry(keep), RegistryState((stored_from(keep), used), kbs))
+    (action,) = plan.blocked
+    assert action.kind == "delete" and action.name == "used"
+    assert "used by 2 knowledge bases: legal, support" in action.blocked[0]
+    assert plan.is_blocked and plan.count("delete") == 0
+
+
+def test_delete_of_an_unused_model_is_not_blocked() -> None:
+    keep = embedding_model(name="keep", default=True)
+    plan = planned(registry(keep), RegistryState((stored_from(keep), stored_model("unused"))))
+    assert plan.count("delete") == 1 and not plan.is_blocked
+
+
+@pytest.mark.parametrize(
+    ("field", "parameters", "top_level"),
+    [
+        ("dimensions", {"dimensions": 1024}, {}),
+        ("distance_metric", {"distance_metric": "euclidean"}, {}),
+        ("normalize", {"normalize": False}, {}),
+        ("model_id", {}, {"model_id": "mxbai-embed-large"}),
+        ("provider", {}, {"provider": "openai", "api_key": "${env:OPENAI_API_KEY}", "api_endpoint": None}),
+    ],
+)
+def test_vector_breaking_change_of_a_used_embedding_model_is_blocked(field: str, parameters: dict, top_level: dict) -> None:
+    before = embedding_model(name="emb", default=True)
+    row = stored_from(before)
+    after = embedding_model(name="emb", default=True, parameters=parameters, **top_level)
+    plan = planned(registry(after), RegistryState((row,), (knowledge_base("kb-a", embedding=row),)))
+    (action,) = plan.blocked
+    assert field in action.blocked[0] and "kb-a" in action.blocked[0]
+
+
+def test_vector_breaking_change_of_an_unused_embedding_model_is_allowed() -> None:
+    before = embedding_model(name="emb", default=True)
+    after = embedding_model(name="emb", default=True, parameters={"dimensions": 1024})
+    plan = planned(registry(after), RegistryState((stored_from(before),)))
+    assert plan.count("update") == 1 and not plan.is_blocked
+
+
+def test_harmless_change_of_a_used_embedding_model_is_allowed() -> None:
+    before = embedding_model(name="emb", default=True)
+    row = stored_from(before)
+    after = embedding_model(name="emb", default=True, parameters={"batch_size": 64}, description="faster")
+    plan = planned(registry(after), RegistryState((row,), (knowledge_base(embedding=row),)))
+    assert plan.count("update") == 1 and not plan.is_blocked
+
+
+def test_type_change_of_a_used_model_is_blocked() -> None:
+    before = generation_model(name="m", provider="ollama", api_key=None, api_endpoint="http://o:11434")
+    row = stored_from(before)
+    after = embedding_model(name="m")
+    plan = planned(registry(after), RegistryState((row,), (knowledge_base("kb", generation=row),)))
+    assert "type cannot change" in plan.blocked[0].blocked[0]
+
+
+def test_deactivating_a_used_model_warns() -> None:
+    before = generation_model(name="g")
+    row = stored_from(before, fingerprint="fp")
+    after = generation_model(name="g", active=False)
+    plan = planned(registry(after), RegistryState((row,), (knowledge_base("kb-x", generation=row),)), keys={"g": "fp"})
+    (action,) = plan.actions
+    assert not action.is_blocked
+    assert action.warnings == ("deactivates a model used by 1 knowledge base: kb-x",)
+
+
+def test_leaving_a_type_without_a_default_warns() -> None:
+    before = embedding_model(name="e", default=True)
+    plan = planned(registry(embedding_model(name="e", default=False)), RegistryState((stored_from(before),)))
+    assert "after this plan no embedding model is the default" in plan.warnings
+
+
+def test_deleting_every_managed_model_is_refused_unless_allowed() -> None:
+    state = RegistryState((stored_model("a"), stored_model("b"), stored_model("hand", managed_by=None)))
+    refused = planned(registry(), state)
+    assert refused.is_blocked and "deletes every model llm-registry manages (2)" in refused.refusals[0]
+    assert all(a.is_blocked for a in refused.actions)
+    allowed = planned(registry(), state, allow_delete_all=True)
+    assert not allowed.is_blocked and allowed.count("delete") == 2
+
+
+def test_default_colliding_with_an_unmanaged_default_is_blocked() -> None:
+    hand = stored_model("hand", managed_by=None, is_default=True)
+    plan = planned(registry(embedding_model(name="new", default=True)), RegistryState((hand,)))
+    (action,) = plan.blocked
+    assert action.name == "new" and "'hand' (not managed by llm-registry) is already the default embedding model" in action.blocked[0]
+
+
+def test_adoption_warns() -> None:
+    model = embedding_model(name="hand", default=True)
+    row = stored_from(model, managed_by=None)
+    from reconciler.state import StoredModel
+
+    row = StoredModel(row.id, row.name, None, row.record)
+    (action,) = planned(registry(model), RegistryState((row,))).actions
+    assert action.adopt and "adopts a row that was created by hand" in action.warnings[0]

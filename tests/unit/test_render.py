@@ -1,0 +1,115 @@
+"""Plan renderings: what a reviewer reads on a terminal, in a PR comment, in a tool."""
+
+from __future__ import annotations
+
+import json
+
+from reconciler.plan import KEY_UNKNOWN, compute_plan
+from reconciler.policy import apply_policies
+from reconciler.render import (
+    MARKDOWN_PART_SEPARATOR,
+    render_github,
+    render_json,
+    render_markdown,
+    render_markdown_parts,
+    render_text,
+    summary_line,
+)
+from reconciler.state import RegistryState
+from tests.factories import embedding_model, generation_model, knowledge_base, stored_model
+from tests.unit.test_plan import registry, stored_from
+
+
+def mixed_plan():  # noqa: ANN201 - test helper
+    """One create, one update, one delete, one blocked delete."""
+    changed = generation_model(name="gpt", parameters={"temperature": 0.2})
+    new = embedding_model(name="fresh", default=True)
+    used = stored_model("used")
+    state = RegistryState(
+        (stored_from(generation_model(name="gpt"), fingerprint="fp"), stored_model("unused"), used, stored_model("hand", managed_by=None)),
+        (knowledge_base("support-kb", embedding=used),),
+    )
+    return apply_policies(compute_plan(registry(changed, new), state, {"gpt": "fp"}), state)
+
+
+def test_summary_line_counts_blocked_separately() -> None:
+    assert summary_line(mixed_plan()) == "Plan: 1 to create, 1 to update, 1 to delete, 1 blocked."
+
+
+def test_text_shows_markers_fields_and_blocked_reasons() -> None:
+    text = render_text(mixed_plan())
+    assert "  # fresh will be created  (models.yaml:1:1)" in text
+    assert "   + fresh  (embedding, ollama)" in text
+    assert '      + parameters.dimensions      = 768' in text
+    assert "  # gpt will be updated in place" in text
+    assert "      ~ parameters.temperature = 0.7 -> 0.2" in text
+    assert "   - unused  (embedding, ollama)" in text
+    assert "  # used BLOCKED: delete refused" in text
+    assert "blocked: used by 1 knowledge base: support-kb" in text
+    assert "Not managed by llm-registry, left untouched: hand" in text
+    assert text.rstrip().endswith("Apply will refuse this plan until the blocked changes are resolved.")
+    assert "\x1b[" not in text
+
+
+def test_text_without_changes() -> None:
+    model = embedding_model(name="e", default=True)
+    state = RegistryState((stored_from(model),))
+    text = render_text(apply_policies(compute_plan(registry(model), state, {}), state))
+    assert text == "No changes. The registry in the database matches the definitions."
+
+
+def test_key_known_at_apply_is_shown_as_such() -> None:
+    plan = compute_plan(registry(generation_model(name="g")), RegistryState(), {"g": KEY_UNKNOWN})
+    assert "+ api_key                      = (known at apply)" in render_text(plan)
+
+
+def test_json_is_versioned_with_separate_counts() -> None:
+    data = json.loads(render_json(mixed_plan()))
+    assert data["format_version"] == 1
+    assert data["summary"] == {
+        "create": 1, "update": 1, "delete": 1, "blocked": 1, "unchanged": 0, "has_changes": True, "is_blocked": True,
+    }
+    by_name = {a["name"]: a for a in data["actions"]}
+    assert by_name["gpt"]["changes"] == [{"field": "parameters.temperature", "before": 0.7, "after": 0.2}]
+    assert by_name["used"]["blocked"] and by_name["used"]["knowledge_bases"] == ["support-kb"]
+    assert data["unmanaged"] == ["hand"]
+    assert "fp" not in json.dumps(data["actions"])
+
+
+def test_markdown_puts_blocked_changes_first_with_collapsible_details() -> None:
+    (part,) = render_markdown_parts(mixed_plan())
+    assert part.startswith("### llm-registry plan")
+    assert "> [!CAUTION]" in part
+    rows = [line for line in part.splitlines() if line.startswith("| ")][1:]
+    assert rows[0].startswith("| ⛔ | `used` |")
+    assert "<details><summary><code>~ gpt</code> — update</summary>" in part
+    assert "~ parameters.temperature = 0.7 -> 0.2" in part
+
+
+def test_markdown_splits_below_the_comment_limit_and_repeats_the_table_header() -> None:
+    models = [embedding_model(name=f"model-{i:04d}", description="x" * 50) for i in range(400)]
+    plan = compute_plan(registry(*models), RegistryState(), {})
+    parts = render_markdown_parts(plan, limit=20_000)
+    assert len(parts) > 2
+    assert all(len(part) < 20_000 for part in parts)
+    assert parts[0].startswith("_Part 1 of ")
+    joined = "".join(parts)
+    assert all(f"`model-{i:04d}`" in joined for i in range(400))
+    table_parts = [p for p in parts if "| " in p]
+    assert all("| | Model | Type | Provider | Action | Notes |" in p for p in table_parts)
+    assert render_markdown(plan).count(MARKDOWN_PART_SEPARATOR) == len(render_markdown_parts(plan)) - 1
+
+
+def test_markdown_default_limit_fits_a_github_comment() -> None:
+    models = [embedding_model(name=f"m-{i:05d}") for i in range(1500)]
+    parts = render_markdown_parts(compute_plan(registry(*models), RegistryState(), {}))
+    assert len(parts) > 1 and max(map(len, parts)) < 65_536
+
+
+def test_github_annotations_point_blocked_changes_at_their_file() -> None:
+    keep = embedding_model(name="keep", default=True, parameters={"dimensions": 1024})
+    row = stored_from(embedding_model(name="keep", default=True))
+    state = RegistryState((row,), (knowledge_base("kb-1", embedding=row),))
+    out = render_github(apply_policies(compute_plan(registry(keep), state, {}), state))
+    assert out.splitlines()[0].startswith("::error file=models.yaml,line=1,col=1,title=llm-registry blocked::update of keep blocked: used by 1 knowledge base: kb-1")
+    assert out.splitlines()[-1] == "::notice title=llm-registry plan::Plan: 0 to create, 0 to update, 0 to delete, 1 blocked."
