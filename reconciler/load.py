@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import re
+
 import yaml
 
 from reconciler.diagnostics import Diagnostic, Location, error, warning
@@ -29,7 +31,17 @@ MAX_DEPTH = 64
 YAML_SUFFIXES = (".yaml", ".yml")
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_MERGE_TAG = "tag:yaml.org,2002:merge"
+_TAG = "tag:yaml.org,2002:"
+_MERGE_TAG = _TAG + "merge"
+_SEQ_TAG, _MAP_TAG = _TAG + "seq", _TAG + "map"
+_BOOL_TAG, _INT_TAG, _FLOAT_TAG, _STR_TAG, _TIMESTAMP_TAG = (
+    _TAG + "bool", _TAG + "int", _TAG + "float", _TAG + "str", _TAG + "timestamp",
+)
+# Scalar tags a registry file may use (implicitly or written out); anything else
+# (!!binary, !!python/..., local !tags) is refused rather than half-understood.
+_SCALAR_TAGS = frozenset({_STR_TAG, _INT_TAG, _FLOAT_TAG, _BOOL_TAG, _TAG + "null", _TIMESTAMP_TAG, _MERGE_TAG})
+# A YAML 1.2 number with an exponent and no dot ("1e-3"), which YAML 1.1 reads as a string.
+_EXPONENT_NUMBER = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+")
 
 Path_ = tuple[str | int, ...]
 
@@ -80,7 +92,13 @@ def discover_files(root: Path) -> tuple[list[Path], list[Diagnostic]]:
     is followed only when its target stays inside `root`; one that leaves it is an error.
     """
     if not root.exists():
-        return [], [error("directory-missing", f"registry directory {display_path(root)} does not exist")]
+        return [], [
+            error(
+                "directory-missing",
+                f"registry directory {display_path(root)} does not exist; "
+                "run from the repository root or pass the directory: llm-registry validate PATH",
+            )
+        ]
     if root.is_file():
         return [root], []
     real_root = root.resolve()
@@ -146,6 +164,74 @@ def _mark(shown: str, mark: Any) -> Location:
     return Location(shown, mark.line + 1, mark.column + 1)
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_structure(node: yaml.Node, shown: str) -> None:
+    """Bound the work before building anything: cycles, depth, tags and alias expansion.
+
+    An alias makes the composer reuse one node object, so the expanded size of every
+    node can be counted once per distinct node (memoised by identity): a "billion
+    laughs" file is refused after a few hundred steps instead of after building
+    MAX_NODES values, and an anchor that contains its own alias is named as such
+    instead of recursing until the depth limit.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(current: yaml.Node, depth: int) -> int:
+        key = id(current)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise _LoadError(
+                "alias-cycle",
+                "an alias refers to a value that contains that alias (a self-referencing anchor); "
+                "YAML cannot expand it",
+                _mark(shown, current.start_mark),
+            )
+        if depth > MAX_DEPTH:
+            raise _LoadError(
+                "too-deep",
+                f"values nested deeper than {MAX_DEPTH} levels; a registry file needs only a few",
+                _mark(shown, current.start_mark),
+            )
+        expected = {yaml.SequenceNode: _SEQ_TAG, yaml.MappingNode: _MAP_TAG}.get(type(current))
+        if (current.tag != expected) if expected else (current.tag not in _SCALAR_TAGS):
+            raise _LoadError(
+                "unsupported-tag",
+                f"unsupported YAML tag {current.tag.replace(_TAG, '!!')!r}; write the plain value without a tag",
+                _mark(shown, current.start_mark),
+            )
+        open_nodes.add(key)
+        total = 1 + sum(size(child, depth + 1) for child in _children(current))
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    total = size(node, 0)
+    if total <= MAX_NODES:
+        return
+    # Point at the smallest value that alone expands past the limit: the bomb's fuse.
+    culprit = node
+    while True:
+        bigger = [child for child in _children(culprit) if sizes.get(id(child), 0) > MAX_NODES]
+        if not bigger:
+            break
+        culprit = bigger[0]
+    raise _LoadError(
+        "too-many-nodes",
+        f"this value expands through aliases to {sizes[id(culprit)]:,} values (limit {MAX_NODES:,}): "
+        "an alias expansion bomb? Write the values out or use fewer nested aliases",
+        _mark(shown, culprit.start_mark),
+    )
+
+
 class _Builder:
     """Turns composed YAML nodes into plain data, recording positions on the way."""
 
@@ -158,24 +244,42 @@ class _Builder:
         # Problems that do not stop the file from being read (so later errors still show).
         self.problems: list[Diagnostic] = []
 
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        """The value of a scalar, read the way YAML 1.2 (and so the editor's schema check) reads it.
+
+        PyYAML implements YAML 1.1, where plain `yes`, `no`, `on`, `off` are booleans,
+        `2024-10-21` is a date and `1:30` is a base-60 number. Those stay strings here
+        (so `api_version: 2024-10-21` is the string it looks like, and `default: yes`
+        is reported instead of silently meaning true); `1e-3` is a number, as in 1.2.
+        """
+        if not node.style:  # plain (None, or "" from libyaml): the type was guessed from the text
+            text = node.value
+            if node.tag == _BOOL_TAG and text.lower() not in ("true", "false"):
+                return text
+            if node.tag == _TIMESTAMP_TAG or (node.tag in (_INT_TAG, _FLOAT_TAG) and ":" in text):
+                return text
+            if node.tag == _STR_TAG and _EXPONENT_NUMBER.fullmatch(text):
+                return float(text)
+        return self.loader.construct_object(node)
+
     def build(self, node: yaml.Node, path: Path_, depth: int = 0) -> Any:
         self.nodes_built += 1
-        if self.nodes_built > MAX_NODES:
+        if self.nodes_built > MAX_NODES:  # a backstop: _check_structure refuses these first
             raise _LoadError(
                 "too-many-nodes",
-                f"file expands to more than {MAX_NODES} values (an alias expansion bomb?); "
+                f"file expands to more than {MAX_NODES:,} values (an alias expansion bomb?); "
                 "remove the repeated aliases",
                 _mark(self.shown, node.start_mark),
             )
         if depth > MAX_DEPTH:
             raise _LoadError(
                 "too-deep",
-                f"values nested deeper than {MAX_DEPTH} levels (or an alias that contains itself)",
+                f"values nested deeper than {MAX_DEPTH} levels; a registry file needs only a few",
                 _mark(self.shown, node.start_mark),
             )
         self.positions.setdefault(path, _mark(self.shown, node.start_mark))
         if isinstance(node, yaml.ScalarNode):
-            return self.loader.construct_object(node)
+            return self.scalar(node)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (index,), depth + 1) for index, item in enumerate(node.value)]
         assert isinstance(node, yaml.MappingNode)
@@ -190,8 +294,12 @@ class _Builder:
                 merged_from.extend(self._merge_sources(value_node))
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
-                raise _LoadError("bad-key", "a mapping key must be a plain value, not a list or mapping", _mark(self.shown, key_node.start_mark))
-            key = self.loader.construct_object(key_node)
+                raise _LoadError(
+                    "bad-key",
+                    "a mapping key must be a plain value, not a list or mapping",
+                    _mark(self.shown, key_node.start_mark),
+                )
+            key = self.scalar(key_node)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 key = str(key)
             key_location = _mark(self.shown, key_node.start_mark)
@@ -206,9 +314,10 @@ class _Builder:
                 )
                 continue
             first_seen[key] = key_location
-            self.key_positions[path + (key,)] = key_location
+            # setdefault: a key written here wins over the same key merged in with `<<`.
+            self.key_positions.setdefault(path + (key,), key_location)
             result[key] = self.build(value_node, path + (key,), depth + 1)
-        # Explicit keys win over merged ones (YAML merge-key semantics).
+        # Explicit keys win over merged ones, and earlier merge sources over later ones.
         for source in merged_from:
             merged = self._build_mapping(source, path, depth + 1)
             for key, value in merged.items():
@@ -220,11 +329,25 @@ class _Builder:
             return [value_node]
         if isinstance(value_node, yaml.SequenceNode) and all(isinstance(n, yaml.MappingNode) for n in value_node.value):
             return list(value_node.value)
-        raise _LoadError("bad-merge", "'<<' must merge a mapping or a list of mappings", _mark(self.shown, value_node.start_mark))
+        raise _LoadError(
+            "bad-merge",
+            "'<<' must merge a mapping or a list of mappings (e.g. '<<: *defaults')",
+            _mark(self.shown, value_node.start_mark),
+        )
+
+
+def _unique(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    # A mapping merged into several models reports its own problems once, not once per merge.
+    return list(dict.fromkeys(diagnostics))
 
 
 def load_file(path: Path, shown: str | None = None) -> tuple[Document | None, list[Diagnostic]]:
-    """Parse one file into a located Document, or return the diagnostics that stop it."""
+    """Parse one file into a located Document, or return the diagnostics that stop it.
+
+    Never raises for bad content: every problem becomes an error Diagnostic at
+    `file:line:column`. Problems that do not stop the file being read (duplicate
+    keys) come back alongside the Document.
+    """
     shown = shown or display_path(path)
     loader = None
     try:
@@ -232,15 +355,26 @@ def load_file(path: Path, shown: str | None = None) -> tuple[Document | None, li
         loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
-            raise _LoadError("empty-file", "file is empty; expected a mapping with 'version: 1' and 'models:'", Location(shown, 1, 1))
+            raise _LoadError(
+                "empty-file",
+                "file has no YAML content; expected a mapping with 'version: 1' and 'models:'",
+                Location(shown, 1, 1),
+            )
+        _check_structure(node, shown)
         builder = _Builder(loader, shown)
         data = builder.build(node, ())
-        return Document(shown, data, builder.positions, builder.key_positions), builder.problems
+        return Document(shown, data, builder.positions, builder.key_positions), _unique(builder.problems)
     except _LoadError as exc:
         return None, [exc.diagnostic]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         location = _mark(shown, mark) if mark else Location(shown, 1, 1)
+        if "expected a single document" in f"{exc.context} {exc.problem}":
+            message = (
+                "file holds more than one YAML document (a second '---'); "
+                "keep one document per file, with all its models under one 'models:'"
+            )
+            return None, [error("multiple-documents", message, location)]
         problem = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
         return None, [error("yaml-syntax", f"YAML syntax error: {problem}", location)]
     except yaml.YAMLError as exc:

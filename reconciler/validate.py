@@ -12,7 +12,9 @@ Messages never repeat the value of an `api_key`, whatever was written there.
 
 from __future__ import annotations
 
+import datetime
 import difflib
+import typing
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,17 @@ from reconciler import spec
 from reconciler.diagnostics import Diagnostic, Location, error, has_errors, warning
 from reconciler.load import Document, Path_, load_directory
 
-_YAML_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "a mapping", type(None): "null"}
+_YAML_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "a list",
+    dict: "a mapping",
+    type(None): "null",
+    datetime.date: "a date",
+    datetime.datetime: "a timestamp",
+}
 _EXPECTED = {
     "int_type": "an integer",
     "float_type": "a number",
@@ -74,19 +86,62 @@ def validate_directory(directory: Path) -> ValidationResult:
     )
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What the rules across files need from one model, read from its raw mapping.
+
+    Taken from every model whose name is well-formed, valid or not, so that a duplicate
+    name or a second default shows in the same run as a typo elsewhere in the model.
+    """
+
+    name: str
+    model_type: str | None
+    active: bool
+    default: bool
+    previous_names: tuple[tuple[int, str], ...]
+    location: Location
+    document: Document
+    path: Path_
+
+
+def _facts(document: Document, path: Path_, raw: Any) -> _Facts | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        return None
+    previous = raw.get("previous_names")
+    return _Facts(
+        name=raw["name"],
+        model_type=raw.get("type") if raw.get("type") in spec.MODEL_TYPES else None,
+        active=raw.get("active", True) is not False,
+        default=raw.get("default") is True,
+        previous_names=tuple((i, n) for i, n in enumerate(previous) if isinstance(n, str)) if isinstance(previous, list) else (),
+        location=document.location(path),
+        document=document,
+        path=path,
+    )
+
+
 def validate_documents(documents: Iterable[Document]) -> tuple[spec.RegistrySpec, list[Diagnostic]]:
-    """Validate parsed documents; the spec holds the models that passed on their own."""
+    """Validate parsed documents; the spec holds the models that passed on their own.
+
+    Every problem in every document is returned (never just the first): each model is
+    checked field by field, then the rules across files run over every model that has
+    a name, including models with errors of their own.
+    """
     diagnostics: list[Diagnostic] = []
-    models: list[tuple[spec.ModelDefinition, Location, Document, Path_]] = []
+    valid: list[tuple[spec.ModelDefinition, Location]] = []
+    facts: list[_Facts] = []
     for document in documents:
         for index, raw in _file_models(document, diagnostics):
             path: Path_ = ("models", index)
             model = _validate_model(document, path, raw, diagnostics)
             if model is not None:
-                models.append((model, document.location(path), document, path))
-    diagnostics.extend(_cross_file_rules(models))
+                valid.append((model, document.location(path)))
+            fact = _facts(document, path, raw)
+            if fact is not None:
+                facts.append(fact)
+    diagnostics.extend(_cross_file_rules(facts))
     unique: dict[str, tuple[spec.ModelDefinition, Location]] = {}
-    for model, location, _, _ in models:
+    for model, location in valid:
         unique.setdefault(model.name, (model, location))
     registry = spec.RegistrySpec(
         models=tuple(unique[name][0] for name in sorted(unique)),
@@ -99,11 +154,11 @@ def _file_models(document: Document, diagnostics: list[Diagnostic]) -> list[tupl
     data = document.data
     here = document.location(())
     if not isinstance(data, dict):
-        diagnostics.append(error("not-a-mapping", "expected a mapping with 'version: 1' and 'models:' at the top of the file", here))
+        diagnostics.append(error("not-a-mapping", f"expected a mapping with 'version: 1' and 'models:' at the top of the file, found {_yaml_type(data)}", here))
         return []
     for key in data:
         if key not in ("version", "models"):
-            diagnostics.append(error("unknown-key", f"unknown top-level key {key!r}{_suggest(key, ('version', 'models'))}; a file holds 'version' and 'models'", document.location((key,), key=True)))
+            diagnostics.append(error("unknown-key", f"unknown top-level key {_show_key(key)}{_suggest(key, ('version', 'models'))}; a file holds 'version' and 'models'", document.location((key,), key=True)))
     if "version" not in data:
         diagnostics.append(error("missing-version", "missing 'version: 1' at the top of the file", here))
     elif data["version"] != 1 or isinstance(data["version"], bool):
@@ -140,15 +195,56 @@ def _pydantic_diagnostics(document: Document, base: Path_, raw: Any, exc: Valida
         if loc and loc[0] == model_type:
             loc = loc[1:]  # strip the discriminator tag pydantic puts first
         path = base + loc
-        found.append(_describe(document, path, loc, model_type, item))
+        found.append(_describe(document, path, loc, model_type, item, raw))
     return found
 
 
 def _field_label(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) if loc else "model"
+    """`parameters.top_k`, `previous_names[1]`: the field as a user finds it in the file."""
+    label = ""
+    for part in loc:
+        label += f"[{part}]" if isinstance(part, int) else (f".{part}" if label else str(part))
+    return label or "model"
 
 
-def _describe(document: Document, path: Path_, loc: tuple[Any, ...], model_type: Any, item: dict[str, Any]) -> Diagnostic:
+def _show_key(key: Any) -> str:
+    """A key as YAML spells it: 'name', null, true, 3."""
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return repr(key)
+
+
+def _got(value: Any) -> str:
+    """`the string 'yes'`, `an integer (5)`: what was written, for type errors (never for secrets)."""
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string {shown!r}"
+    if isinstance(value, (bool, int, float)) or value is None:
+        return f"{_yaml_type(value)} ({_show_key(value)})" if value is not None else "null"
+    return _yaml_type(value)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _type_hint(kind: str, value: Any) -> str:
+    if kind == "string_type" and isinstance(value, (bool, int, float, datetime.date)):
+        return "; put the value in quotes"
+    if kind in ("int_type", "float_type") and isinstance(value, str) and _is_number(value):
+        return "; write the number without quotes"
+    if kind == "bool_type" and isinstance(value, str):
+        return "; write true or false"
+    return ""
+
+
+def _describe(document: Document, path: Path_, loc: tuple[Any, ...], model_type: Any, item: dict[str, Any], raw_model: Any) -> Diagnostic:
     kind = item["type"]
     field_name = str(loc[-1]) if loc else ""
     label = _field_label(loc)
@@ -159,6 +255,9 @@ def _describe(document: Document, path: Path_, loc: tuple[Any, ...], model_type:
     if kind == "union_tag_not_found":
         return error("missing-key", "missing key 'type' (one of embedding, generation, ner)", document.location(path))
     if kind == "union_tag_invalid":
+        raw_type = raw_model.get("type") if isinstance(raw_model, dict) else None
+        if not isinstance(raw_type, str):
+            return error("wrong-type", f"type: expected one of embedding, generation, ner, got {_got(raw_type)}", document.location(path + ("type",)))
         tag = str(ctx.get("tag"))
         return error("bad-value", f"type {tag!r} is not one of embedding, generation, ner{_suggest(tag, spec.MODEL_TYPES)}", document.location(path + ("type",)))
     if kind == "missing":
@@ -172,16 +271,20 @@ def _describe(document: Document, path: Path_, loc: tuple[Any, ...], model_type:
     where = document.location(path)
     if secret:
         return error("bad-secret", _secret_message(value), where)
+    if kind in _EXPECTED and not loc:
+        return error("wrong-type", f"each entry under 'models' must be a mapping (name: ..., type: ..., ...), not {_yaml_type(value)}", where)
     if kind in _EXPECTED:
-        return error("wrong-type", f"{label}: expected {_EXPECTED[kind]}, got {_yaml_type(value)}", where)
+        return error("wrong-type", f"{label}: expected {_EXPECTED[kind]}, got {_got(value)}{_type_hint(kind, value)}", where)
     if kind == "literal_error":
         choices = ctx.get("expected", "")
         options = [c.strip(" '") for c in choices.replace(" or ", ", ").split(",")]
         return error("bad-value", f"{label}: {value!r} is not one of {', '.join(options)}{_suggest(str(value), options)}", where)
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return error("out-of-range", f"{label}: {_range_text(document, loc, model_type)} (got {value!r})", where)
-    if kind == "string_pattern_mismatch" and field_name in ("name",) or (len(loc) >= 2 and loc[-2] == "previous_names"):
+        return error("out-of-range", f"{label}: {_range_text(loc, model_type, kind)} (got {value!r})", where)
+    if kind == "string_pattern_mismatch" and (field_name == "name" or (len(loc) >= 2 and loc[-2] == "previous_names")):
         return error("bad-name", f"{label}: {value!r} is not a valid model name: use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 characters", where)
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return error("bad-value", f"{label}: must not be empty", where)
     if kind in ("string_too_short", "string_too_long"):
         return error("bad-value", f"{label}: {item['msg'].lower()}", where)
     if kind == "value_error":
@@ -202,17 +305,25 @@ def _secret_message(value: Any) -> str:
     )
 
 
-def _range_text(document: Document, loc: tuple[Any, ...], model_type: Any) -> str:
+def _range_text(loc: tuple[Any, ...], model_type: Any, kind: str) -> str:
+    """The field's range in words, read from its pydantic bounds."""
     model_class = _class_at(model_type, loc[:-1])
     info = model_class.model_fields.get(str(loc[-1])) if model_class else None
     low = high = None
     strict_low = False
-    for meta in (info.metadata if info else []):
+    metadata = list(info.metadata) if info else []
+    # `PositiveInt | None` keeps its bounds inside the Annotated member of the union.
+    for member in typing.get_args(info.annotation) if info else ():
+        for extra in typing.get_args(member)[1:]:
+            metadata.extend(getattr(extra, "metadata", [extra]))
+    for meta in metadata:
         low = getattr(meta, "ge", low)
         if getattr(meta, "gt", None) is not None:
             low, strict_low = meta.gt, True
         high = getattr(meta, "le", high)
     if strict_low and low == 0 and high is not None and high >= spec.INT4_MAX:
+        if kind in ("less_than", "less_than_equal"):
+            return f"must be at most {high}, the largest number the registry stores"
         return "must be a positive integer"
     if strict_low and low == 0:
         return f"must be a positive integer, at most {high}"
@@ -277,46 +388,87 @@ def _provider_rules(document: Document, path: Path_, raw: dict[Any, Any]) -> Ite
         yield error("inactive-default", f"{label}a default model must be active: set 'active: true' or remove 'default: true'", at(path + ("default",)))
     previous = raw.get("previous_names")
     if isinstance(previous, list) and name in previous:
-        yield error("bad-rename", f"{label}lists its own name in previous_names", at(path + ("previous_names",)))
+        where = at(path + ("previous_names", previous.index(name)))
+        yield error("bad-rename", f"{label}lists its own name in previous_names; remove it", where)
     parameters = raw.get("parameters")
-    if isinstance(parameters, dict) and parameters.get("top_k") is not None and provider in spec.PROVIDERS_WITHOUT_TOP_K:
+    top_k = parameters.get("top_k") if isinstance(parameters, dict) else None
+    if isinstance(top_k, int) and not isinstance(top_k, bool) and top_k > 0 and provider in spec.PROVIDERS_WITHOUT_TOP_K:
         yield warning("ignored-top-k", f"{provider} does not offer top_k; it will be stored but has no effect", at(path + ("parameters", "top_k")))
 
 
-def _cross_file_rules(models: list[tuple[spec.ModelDefinition, Location, Document, Path_]]) -> list[Diagnostic]:
+def _cross_file_rules(models: list[_Facts]) -> list[Diagnostic]:
     """Unique names, consistent renames, at most one default per type, a default per used type."""
     found: list[Diagnostic] = []
     first_by_name: dict[str, Location] = {}
-    for model, location, document, path in models:
+    for model in models:
         if model.name in first_by_name:
-            found.append(error("duplicate-name", f"duplicate model name {model.name!r} (also defined at {first_by_name[model.name]})", document.location(path + ("name",))))
+            found.append(
+                error(
+                    "duplicate-name",
+                    f"duplicate model name {model.name!r}: also defined at {first_by_name[model.name]}; "
+                    "names are unique across all files",
+                    model.document.location(model.path + ("name",)),
+                )
+            )
         else:
-            first_by_name[model.name] = location
+            first_by_name[model.name] = model.location
 
-    claimed_by: dict[str, str] = {}
-    for model, location, document, path in models:
-        for index, old_name in enumerate(model.previous_names):
-            where = document.location(path + ("previous_names", index))
-            if old_name in first_by_name and old_name != model.name:
-                found.append(error("rename-conflict", f"{old_name!r} is in previous_names of {model.name!r} but is also a model of its own (at {first_by_name[old_name]})", where))
-            elif old_name in claimed_by and claimed_by[old_name] != model.name:
-                found.append(error("rename-conflict", f"{old_name!r} is in previous_names of both {claimed_by[old_name]!r} and {model.name!r}", where))
+    claimed_by: dict[str, tuple[str, Location]] = {}
+    for model in models:
+        for index, old_name in model.previous_names:
+            where = model.document.location(model.path + ("previous_names", index))
+            if old_name == model.name:
+                continue  # reported on the model itself (bad-rename)
+            if old_name in first_by_name:
+                found.append(
+                    error(
+                        "rename-conflict",
+                        f"{old_name!r} is in previous_names of {model.name!r} but is also a model of its own "
+                        f"(at {first_by_name[old_name]}); remove one of them",
+                        where,
+                    )
+                )
+            elif old_name in claimed_by and claimed_by[old_name][0] != model.name:
+                other, other_at = claimed_by[old_name]
+                found.append(
+                    error(
+                        "rename-conflict",
+                        f"{old_name!r} is in previous_names of both {other!r} (at {other_at}) and {model.name!r}; "
+                        "a model can be renamed into only one",
+                        where,
+                    )
+                )
             else:
-                claimed_by[old_name] = model.name
+                claimed_by.setdefault(old_name, (model.name, where))
 
-    defaults: dict[str, list[tuple[spec.ModelDefinition, Location]]] = defaultdict(list)
-    active_by_type: dict[str, list[tuple[spec.ModelDefinition, Location]]] = defaultdict(list)
-    for model, location, document, path in models:
+    defaults: dict[str, list[tuple[_Facts, Location]]] = defaultdict(list)
+    active_by_type: dict[str, list[_Facts]] = defaultdict(list)
+    for model in models:
+        if model.model_type is None:
+            continue
         if model.default:
-            defaults[model.type].append((model, document.location(path + ("default",))))
+            defaults[model.model_type].append((model, model.document.location(model.path + ("default",))))
         if model.active:
-            active_by_type[model.type].append((model, location))
+            active_by_type[model.model_type].append(model)
     for model_type, marked in defaults.items():
         first, first_at = marked[0]
         for other, where in marked[1:]:
-            found.append(error("multiple-defaults", f"more than one default {model_type} model: {other.name!r} and {first.name!r} (at {first_at}); keep 'default: true' on one", where))
+            found.append(
+                error(
+                    "multiple-defaults",
+                    f"more than one default {model_type} model: {other.name!r} and {first.name!r} (at {first_at}); "
+                    "keep 'default: true' on one",
+                    where,
+                )
+            )
     for model_type in spec.MODEL_TYPES:
         if active_by_type.get(model_type) and model_type not in defaults:
-            first, where = active_by_type[model_type][0]
-            found.append(warning("no-default", f"no default {model_type} model: set 'default: true' on one of the active {model_type} models", where))
+            first = active_by_type[model_type][0]
+            found.append(
+                warning(
+                    "no-default",
+                    f"no default {model_type} model: set 'default: true' on one of the active {model_type} models",
+                    first.location,
+                )
+            )
     return found

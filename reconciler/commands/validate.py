@@ -8,7 +8,7 @@ import click
 
 from reconciler.diagnostics import format_github, format_json, format_text
 from reconciler.errors import EXIT_ERROR, EXIT_OK
-from reconciler.validate import validate_directory
+from reconciler.validate import ValidationResult, validate_directory
 
 
 @click.command("validate")
@@ -35,16 +35,25 @@ def command(directory: Path, output_format: str) -> int:
         for diagnostic in result.diagnostics:
             click.echo(format_github(diagnostic))
     else:
+        # Diagnostics go to stderr, like a compiler's, in file/line order; the one-line
+        # verdict goes to stdout when valid (scripts may read it) and stderr when not.
         for diagnostic in result.diagnostics:
-            click.echo(format_text(diagnostic), err=diagnostic.severity == "error")
-        files = len(result.files)
-        if result.ok:
-            models = len(result.spec.models) if result.spec else 0
-            click.echo(
-                f"{directory}: valid, {models} model{'s' * (models != 1)} in {files} file{'s' * (files != 1)}"
-                + (f", {len(result.warnings)} warning{'s' * (len(result.warnings) != 1)}" if result.warnings else "")
-            )
-        else:
-            errors = len(result.errors)
-            click.echo(f"{directory}: {errors} error{'s' * (errors != 1)}; nothing was checked against the database", err=True)
+            click.echo(format_text(diagnostic), err=True)
+        if result.files or result.ok or any(d.location for d in result.diagnostics):
+            click.echo(_summary(directory, result), err=not result.ok)
     return EXIT_OK if result.ok else EXIT_ERROR
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
+def _summary(directory: Path, result: ValidationResult) -> str:
+    """`registry.d: valid, 11 models in 6 files` or `registry.d: invalid, 3 errors in 2 files`."""
+    warnings = f", {_count(len(result.warnings), 'warning')}" if result.warnings else ""
+    if result.ok:
+        models = len(result.spec.models) if result.spec else 0
+        return f"{directory}: valid, {_count(models, 'model')} in {_count(len(result.files), 'file')}{warnings}"
+    files = {d.location.file for d in result.errors if d.location}
+    where = f" in {_count(len(files), 'file')}" if files else ""
+    return f"{directory}: invalid, {_count(len(result.errors), 'error')}{where}{warnings}"
