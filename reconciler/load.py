@@ -111,11 +111,25 @@ def discover_files(root: Path) -> tuple[list[Path], list[Diagnostic]]:
         if real in seen_dirs:
             return
         seen_dirs.add(real)
-        for entry in sorted(directory.iterdir(), key=lambda p: p.name):
+        try:
+            entries = sorted(directory.iterdir(), key=lambda p: p.name)
+        except OSError as exc:
+            shown = display_path(directory)
+            message = f"cannot read directory {shown}: {exc.strerror or type(exc).__name__}"
+            diagnostics.append(error("unreadable", message, Location(shown, 1, 1)))
+            return
+        for entry in entries:
             if entry.name.startswith("."):
                 continue
             if entry.is_symlink():
-                target = entry.resolve()
+                try:
+                    target = entry.resolve()
+                except (RuntimeError, OSError):  # a symlink loop (RuntimeError before 3.13)
+                    if entry.suffix in YAML_SUFFIXES:
+                        diagnostics.append(
+                            error("broken-symlink", f"{display_path(entry)} is a symlink loop", Location(display_path(entry), 1, 1))
+                        )
+                    continue
                 if not target.is_relative_to(real_root):
                     if entry.is_dir() or entry.suffix in YAML_SUFFIXES:
                         diagnostics.append(
@@ -126,6 +140,15 @@ def discover_files(root: Path) -> tuple[list[Path], list[Diagnostic]]:
                                 Location(display_path(entry), 1, 1),
                             )
                         )
+                    continue
+                if not entry.exists() and entry.suffix in YAML_SUFFIXES:
+                    diagnostics.append(
+                        error(
+                            "broken-symlink",
+                            f"{display_path(entry)} is a symlink to a file that does not exist",
+                            Location(display_path(entry), 1, 1),
+                        )
+                    )
                     continue
             if entry.is_dir():
                 walk(entry)
@@ -145,6 +168,8 @@ def _decode(path: Path, shown: str) -> str:
             f"file is larger than {MAX_FILE_BYTES // 1024} KiB; split the models over several files",
             Location(shown, 1, 1),
         )
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _LoadError("not-utf8", "file is UTF-16 text; save it as UTF-8", Location(shown, 1, 1))
     nul = raw.find(b"\x00")
     if nul != -1:
         line = raw.count(b"\n", 0, nul) + 1
