@@ -57,3 +57,14 @@ def test_every_file_carries_the_schema_modeline(path: Path) -> None:
     target = (path.parent / first.removeprefix(MODELINE).strip()).resolve()
     assert target == ROOT / "schemas" / "registry.schema.json"
     assert target.is_file()
+
+
+def test_every_diagnostic_code_is_documented() -> None:
+    import re
+
+    sources = "".join((ROOT / "reconciler" / name).read_text() for name in ("load.py", "validate.py"))
+    codes = set(re.findall(r'(?:error|warning|_LoadError)\(\s*"([a-z0-9-]+)"', sources))
+    assert len(codes) > 30
+    documented = (ROOT / "docs" / "format.md").read_text()
+    missing = sorted(code for code in codes if f"`{code}`" not in documented)
+    assert missing == [], f"add these codes to docs/format.md: {missing}"

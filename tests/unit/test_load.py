@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reconciler import load
 from reconciler.diagnostics import Diagnostic, Location
 from reconciler.load import Document, load_directory, load_file
-from reconciler.validate import validate_directory
+from reconciler.validate import validate_directory, validate_documents
 from tests.factories import embedding_model, generation_model, ner_model, write_registry_file, write_text_file
 
 BILLION_LAUGHS = """\
@@ -333,3 +335,22 @@ def test_only_yaml_files_are_read_and_hidden_ones_skipped(tmp_path: Path) -> Non
     documents, problems = load_directory(tmp_path)
     assert problems == []
     assert [Path(d.file).name for d in documents] == ["a.yaml", "b.yml"]
+
+
+# --------------------------------------------------------------------------- never a trace
+
+YAML_PIECES = st.sampled_from(
+    ["version: 1\n", "models:\n", "  - ", "name: a\n", "    type: ner\n", "&a ", "*a", "<<: ", "[", "]", "{", "}", ": ",
+     "- ", "? ", "---\n", "!!str ", "'", '"', "\t", "#", "\n", "    ", "yes", "1e3", "2024-01-01", "~", "\x00", "\xe9"]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(YAML_PIECES, max_size=40))
+def test_any_input_gives_diagnostics_never_an_exception(tmp_path: Path, pieces: list[str]) -> None:
+    path = tmp_path / "fuzz.yaml"
+    path.write_bytes("".join(pieces).encode("utf-8", "surrogateescape"))
+    document, problems = load_file(path)
+    assert document is not None or problems
+    assert all(d.location is not None and d.location.line >= 1 for d in problems)
+    validate_documents([document] if document else [])
