@@ -84,3 +84,56 @@ def state_fingerprint(state: RegistryState) -> str:
     }
     payload = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def read_state(connection: Any) -> RegistryState:
+    """Read the whole registry in two queries (models, then KBs), whatever its size.
+
+    `connection` is a SQLAlchemy Connection on a database at the head revision. Each
+    `StoredModel.record` has every `spec.RECORD_FIELDS` key; `record["api_key"]` is the
+    stored keyed fingerprint or None (the encrypted key is not read). Ids are strings,
+    temperature and top_p Python floats. Models are sorted by name, KBs by name then id.
+    """
+    # Imported here: `validate` imports this module (for the types) and must not load SQLAlchemy.
+    from sqlalchemy import select
+
+    from reconciler.spec import RECORD_FIELDS
+    from reconciler.tables import knowledge_bases, llm_models
+
+    column_of = {field: llm_models.c[field] for field in RECORD_FIELDS if field != "api_key"}
+    column_of["api_key"] = llm_models.c.api_key_fingerprint
+    model_rows = connection.execute(
+        select(
+            llm_models.c.id,
+            llm_models.c.name,
+            llm_models.c.managed_by,
+            *(column_of[field].label(f"r_{field}") for field in RECORD_FIELDS),
+        ).order_by(llm_models.c.name)
+    ).mappings()
+    models = []
+    for row in model_rows:
+        record = {field: row[f"r_{field}"] for field in RECORD_FIELDS}
+        # double precision arrives as float already; this keeps ints from hand-made rows out.
+        for field in ("temperature", "top_p"):
+            if record[field] is not None:
+                record[field] = float(record[field])
+        models.append(StoredModel(id=str(row["id"]), name=row["name"], managed_by=row["managed_by"], record=record))
+
+    kb_rows = connection.execute(
+        select(
+            knowledge_bases.c.id,
+            knowledge_bases.c.name,
+            knowledge_bases.c.embedding_model_id,
+            knowledge_bases.c.generation_model_id,
+        ).order_by(knowledge_bases.c.name, knowledge_bases.c.id)
+    )
+    kbs = tuple(
+        KnowledgeBase(
+            id=str(kb_id),
+            name=name,
+            embedding_model_id=None if embedding is None else str(embedding),
+            generation_model_id=None if generation is None else str(generation),
+        )
+        for kb_id, name, embedding, generation in kb_rows
+    )
+    return RegistryState(models=tuple(models), knowledge_bases=kbs)

@@ -1,0 +1,86 @@
+"""What the commands that use the database share: the `--database-url` option and opening it.
+
+Usage in a command module (import heavy modules inside the function body):
+
+    from reconciler.commands._common import database_url_option, open_database
+
+    @click.command("list")
+    @database_url_option
+    def command(database_url: str | None) -> int:
+        with open_database(database_url) as connection:   # schema checked to be at head
+            ...
+        return EXIT_OK
+
+This module itself imports only Click, so that `--help` and `validate` stay free of
+SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DATABASE_URL_HELP = (
+    "PostgreSQL URL of the registry, e.g. postgresql://user@host/db "
+    "[default: $LLM_REGISTRY_DATABASE_URL, else the embedded cluster in ./.llm-registry]"
+)
+
+
+def database_url_option(function: F) -> F:
+    """Add `--database-url URL` (parameter `database_url`, None when not given).
+
+    The environment variable and the embedded default are applied by
+    `reconciler.db.resolve_database_url`, not by Click, so that one function owns the order.
+    """
+    return click.option(
+        "--database-url",
+        "database_url",
+        metavar="URL",
+        default=None,
+        help=DATABASE_URL_HELP,
+    )(function)
+
+
+@contextlib.contextmanager
+def database_engine(database_url: str | None, *, require_head: bool = True) -> Iterator["Engine"]:
+    """An engine on the command's database, checked reachable and (by default) at the head revision.
+
+    Resolves the URL (option > LLM_REGISTRY_DATABASE_URL > embedded default, starting the
+    embedded cluster if needed). A database that cannot be reached, or whose schema is
+    not at head, is a RegistryError (the latter names `llm-registry db upgrade`). The
+    engine is disposed on exit.
+    """
+    from reconciler import db
+
+    url = db.resolve_database_url(database_url)
+    engine = db.create_engine(url)
+    try:
+        with db.connect(engine, url) as connection:
+            if require_head:
+                db.require_schema_at_head(connection)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def open_database(database_url: str | None, *, require_head: bool = True) -> Iterator["Connection"]:
+    """One connection on the command's database (see `database_engine`); rolled back unless committed."""
+    from reconciler import db
+
+    url = db.resolve_database_url(database_url)
+    engine = db.create_engine(url)
+    try:
+        with db.connect(engine, url) as connection:
+            if require_head:
+                db.require_schema_at_head(connection)
+            yield connection
+    finally:
+        engine.dispose()

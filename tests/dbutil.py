@@ -1,0 +1,142 @@
+"""Helpers that write rows straight into a test database, as a hand or another writer would.
+
+They use plain SQL through the connection they are given and do not commit: the test
+decides (call `connection.commit()` before a CLI run or another connection reads).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+from reconciler import MANAGED_BY
+from reconciler.spec import RECORD_FIELDS
+from reconciler.state import StoredModel
+from tests.factories import unique_name
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+# Columns of a valid Ollama embedding row; tests override what they check.
+EMBEDDING_ROW: dict[str, Any] = {
+    "type": "embedding",
+    "provider": "ollama",
+    "model_id": "nomic-embed-text",
+    "api_endpoint": "http://localhost:11434",
+    "dimensions": 768,
+    "max_tokens": 8192,
+    "normalize": True,
+    "distance_metric": "cosine",
+    "batch_size": 32,
+}
+
+GENERATION_ROW: dict[str, Any] = {
+    "type": "generation",
+    "provider": "ollama",
+    "model_id": "llama3",
+    "api_endpoint": "http://localhost:11434",
+    "context_window": 8192,
+    "max_output_tokens": 1024,
+    "temperature": 0.7,
+    "top_p": 1.0,
+}
+
+# The passphrase tests store keys under (LLM_REGISTRY_ENCRYPTION_KEY in CLI tests).
+TEST_PASSPHRASE = "test-passphrase-0123456789"
+
+
+def insert_model(
+    connection: "Connection",
+    *,
+    api_key: str | None = None,
+    passphrase: str = TEST_PASSPHRASE,
+    **columns: Any,
+) -> str:
+    """INSERT one llm_models row and return its id (str).
+
+    Starts from `EMBEDDING_ROW` (or `GENERATION_ROW` when `type="generation"` is given
+    without parameters of its own), with a unique name and `managed_by='llm-registry'`;
+    `managed_by=None` makes a hand-made row. `api_key` (plain) is encrypted and
+    fingerprinted with `passphrase` exactly as the registry does it. Any column of the
+    table may be given, including invalid values (to show that a CHECK refuses them).
+    """
+    from sqlalchemy import text
+
+    from reconciler import secrets
+
+    base = dict(GENERATION_ROW if columns.get("type") == "generation" else EMBEDDING_ROW)
+    if columns.get("type") not in (None, "embedding", "generation"):
+        base = {key: base[key] for key in ("provider", "model_id", "api_endpoint")}
+        base.update(max_tokens=512, batch_size=16)
+    row = {"name": unique_name("row"), "managed_by": MANAGED_BY, **base, **columns}
+    names = list(row)
+    values = [f":{name}" for name in names]
+    params = dict(row)
+    if api_key is not None:
+        names += ["api_key_encrypted", "api_key_fingerprint"]
+        values += [secrets.ENCRYPT_SQL, ":api_key_fingerprint"]
+        params.update(
+            api_key=api_key,
+            passphrase=passphrase,
+            api_key_fingerprint=secrets.key_fingerprint(api_key, passphrase),
+        )
+    sql = f"INSERT INTO llm_models ({', '.join(names)}) VALUES ({', '.join(values)}) RETURNING id"
+    return str(connection.execute(text(sql), params).scalar_one())
+
+
+def insert_stored_model(connection: "Connection", model: StoredModel) -> str:
+    """INSERT a `factories.stored_model(...)` as a row (same id, name, ownership, record).
+
+    A record whose `api_key` holds a fingerprint gets placeholder ciphertext beside it
+    (the table wants both or neither); that ciphertext does not decrypt to a real key.
+    """
+    from sqlalchemy import text
+
+    columns = {field: model.record[field] for field in RECORD_FIELDS if field != "api_key"}
+    row: dict[str, Any] = {"id": model.id, "name": model.name, "managed_by": model.managed_by, **columns}
+    names = list(row)
+    values = [f":{name}" for name in names]
+    if model.record.get("api_key") is not None:
+        names += ["api_key_encrypted", "api_key_fingerprint"]
+        values += ["pgp_sym_encrypt('placeholder', 'placeholder')", ":api_key_fingerprint"]
+        row["api_key_fingerprint"] = model.record["api_key"]
+    sql = f"INSERT INTO llm_models ({', '.join(names)}) VALUES ({', '.join(values)}) RETURNING id"
+    return str(connection.execute(text(sql), row).scalar_one())
+
+
+def insert_knowledge_base(
+    connection: "Connection",
+    name: str | None = None,
+    embedding_model_id: str | None = None,
+    generation_model_id: str | None = None,
+) -> str:
+    """INSERT one knowledge_bases row using the given model ids; returns its id (str)."""
+    from sqlalchemy import text
+
+    return str(
+        connection.execute(
+            text(
+                "INSERT INTO knowledge_bases (name, embedding_model_id, generation_model_id) "
+                "VALUES (:name, :embedding, :generation) RETURNING id"
+            ),
+            {"name": name or unique_name("kb"), "embedding": embedding_model_id, "generation": generation_model_id},
+        ).scalar_one()
+    )
+
+
+def fetch_model_row(connection: "Connection", name: str) -> Mapping[str, Any]:
+    """Every column of the llm_models row called `name` (KeyError if there is none)."""
+    from sqlalchemy import text
+
+    row = connection.execute(text("SELECT * FROM llm_models WHERE name = :name"), {"name": name}).mappings().first()
+    if row is None:
+        raise KeyError(name)
+    return dict(row)
+
+
+def count_rows(connection: "Connection", table: str) -> int:
+    """SELECT count(*) of one of the registry's tables."""
+    from sqlalchemy import text
+
+    if table not in ("llm_models", "knowledge_bases", "registry_audit_events"):
+        raise ValueError(table)
+    return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())

@@ -1,0 +1,137 @@
+"""read_state: the whole registry in a constant number of queries, as plain data."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine
+
+from reconciler import MANAGED_BY
+from reconciler.spec import RECORD_FIELDS
+from reconciler.state import RegistryState, read_state, state_fingerprint
+from tests import factories
+from tests.dbutil import TEST_PASSPHRASE, insert_knowledge_base, insert_model, insert_stored_model
+from reconciler.secrets import key_fingerprint
+
+pytestmark = pytest.mark.db
+
+
+def test_an_empty_registry(connection: Connection) -> None:
+    assert read_state(connection) == RegistryState()
+
+
+def test_rows_become_stored_models_with_every_record_field(connection: Connection) -> None:
+    embedding_id = insert_model(connection, name="emb", description="vectors")
+    generation_id = insert_model(
+        connection,
+        name="gen",
+        type="generation",
+        provider="openai",
+        api_endpoint=None,
+        api_key=factories.CANARY_KEY,
+        temperature=1,
+        top_p=0.5,
+        top_k=40,
+        managed_by=None,
+    )
+    state = read_state(connection)
+    by_name = state.by_name()
+    assert list(by_name) == ["emb", "gen"]
+    emb, gen = by_name["emb"], by_name["gen"]
+    assert (emb.id, emb.managed_by, emb.managed) == (embedding_id, MANAGED_BY, True)
+    assert (gen.id, gen.managed_by, gen.managed) == (generation_id, None, False)
+    for model in (emb, gen):
+        assert set(model.record) == set(RECORD_FIELDS)
+        assert isinstance(model.id, str)
+    assert emb.record["api_key"] is None
+    assert emb.record["dimensions"] == 768 and emb.record["description"] == "vectors"
+    assert emb.record["context_window"] is None and emb.record["temperature"] is None
+    # the fingerprint, never the key
+    assert gen.record["api_key"] == key_fingerprint(factories.CANARY_KEY, TEST_PASSPHRASE)
+    assert factories.CANARY_KEY not in repr(state)
+    assert type(gen.record["temperature"]) is float and gen.record["temperature"] == 1.0
+    assert type(gen.record["top_p"]) is float
+    assert gen.record["dimensions"] is None
+
+
+def test_a_factory_stored_model_round_trips(connection: Connection) -> None:
+    """What tests build with factories.stored_model is exactly what read_state returns."""
+    models = [
+        factories.stored_model("a"),
+        factories.stored_model("b", managed_by=None, is_default=True),
+        factories.stored_model(
+            "c",
+            type="generation",
+            provider="openai",
+            api_endpoint=None,
+            api_key="f" * 64,
+            dimensions=None,
+            max_tokens=None,
+            normalize=None,
+            distance_metric=None,
+            batch_size=None,
+            context_window=128000,
+            max_output_tokens=4096,
+            temperature=0.7,
+            top_p=1.0,
+        ),
+    ]
+    for model in models:
+        insert_stored_model(connection, model)
+    kb = factories.knowledge_base("kb", embedding=models[0], generation=models[2])
+    connection.execute(
+        text("INSERT INTO knowledge_bases (id, name, embedding_model_id, generation_model_id) VALUES (:id, :n, :e, :g)"),
+        {"id": kb.id, "n": kb.name, "e": kb.embedding_model_id, "g": kb.generation_model_id},
+    )
+    state = read_state(connection)
+    assert state == RegistryState(models=tuple(models), knowledge_bases=(kb,))
+    assert state_fingerprint(state) == state_fingerprint(RegistryState(models=tuple(models), knowledge_bases=(kb,)))
+
+
+def test_kb_references_by_model(connection: Connection) -> None:
+    used = insert_model(connection, name="used")
+    generation = insert_model(connection, name="gen", type="generation")
+    insert_model(connection, name="unused")
+    insert_knowledge_base(connection, "kb-b", embedding_model_id=used, generation_model_id=generation)
+    insert_knowledge_base(connection, "kb-a", embedding_model_id=used)
+    insert_knowledge_base(connection, "kb-none")
+    state = read_state(connection)
+    assert [kb.name for kb in state.knowledge_bases] == ["kb-a", "kb-b", "kb-none"]
+    assert state.kbs_using(used) == ("kb-a", "kb-b")
+    assert state.kbs_using(generation) == ("kb-b",)
+    assert state.kbs_using(state.by_name()["unused"].id) == ()
+    assert state.knowledge_bases[2].embedding_model_id is None
+
+
+def _count_queries(engine: Engine, connection: Connection) -> list[str]:
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        read_state(connection)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return statements
+
+
+@pytest.mark.parametrize("size", [1, 60])
+def test_a_constant_number_of_queries(engine: Engine, size: int) -> None:
+    with engine.begin() as connection:
+        for index in range(size):
+            model_id = insert_model(connection, name=f"m{index:03d}")
+            insert_knowledge_base(connection, f"kb{index:03d}", embedding_model_id=model_id)
+    with engine.connect() as connection:
+        statements = _count_queries(engine, connection)
+        assert len(read_state(connection).models) == size
+    assert len(statements) == 2, statements
+
+
+def test_the_fingerprint_moves_with_the_rows(connection: Connection) -> None:
+    insert_model(connection, name="x")
+    before = state_fingerprint(read_state(connection))
+    assert state_fingerprint(read_state(connection)) == before
+    connection.execute(text("UPDATE llm_models SET batch_size = 64"))
+    assert state_fingerprint(read_state(connection)) != before
