@@ -1,0 +1,210 @@
+"""The audit trail: one append-only row in registry_audit_events per change or connection test.
+
+`apply` builds `AuditEvent`s and writes them with `write_audit_events` inside its own
+transaction, so an apply that rolls back leaves no audit record of changes that did
+not happen. `llm-registry audit` reads them back with `read_audit_events`.
+
+Details never hold a key: an API key change is recorded as `{"api_key": "changed"}`.
+`write_audit_events` refuses an `api_key` detail that is anything but a marker.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from reconciler.tables import AUDIT_EVENT_TYPES
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+MODEL_CREATED = "MODEL_CREATED"
+MODEL_UPDATED = "MODEL_UPDATED"
+MODEL_DELETED = "MODEL_DELETED"
+MODEL_CONNECTION_TESTED = "MODEL_CONNECTION_TESTED"
+
+# The only words an `api_key` entry of `details` may hold: a marker, or markers joined by
+# " -> " ("(none) -> (set)"), or a mapping/list of those. Never a value.
+API_KEY_MARKERS: frozenset[str] = frozenset(
+    {"changed", "set", "removed", "unchanged", "none", "(set)", "(none)", "(known at apply)"}
+)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One event to record.
+
+    `details` by event type (a convention, the table takes any JSON object):
+    MODEL_CREATED the created fields; MODEL_UPDATED `{"changes": {field: {"before", "after"}}}`
+    with the changed fields only; MODEL_DELETED `{"knowledge_bases": [...]}`;
+    MODEL_CONNECTION_TESTED `{"outcome", "latency_ms", "message"}`.
+    """
+
+    event_type: str
+    model_name: str
+    model_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.event_type not in AUDIT_EVENT_TYPES:
+            raise ValueError(f"unknown audit event type {self.event_type!r}; expected one of {AUDIT_EVENT_TYPES}")
+        _refuse_key_values(self.details)
+
+
+@dataclass(frozen=True)
+class StoredAuditEvent:
+    """One row of registry_audit_events, as `read_audit_events` returns it."""
+
+    id: int
+    occurred_at: datetime
+    run_id: str
+    event_type: str
+    model_name: str
+    model_id: str | None
+    actor: str
+    source_revision: str | None
+    details: Mapping[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (`occurred_at` as ISO 8601 in UTC)."""
+        return {
+            "id": self.id,
+            "occurred_at": self.occurred_at.astimezone(timezone.utc).isoformat(),
+            "run_id": self.run_id,
+            "event_type": self.event_type,
+            "model_name": self.model_name,
+            "model_id": self.model_id,
+            "actor": self.actor,
+            "source_revision": self.source_revision,
+            "details": dict(self.details),
+        }
+
+
+def _only_markers(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, str):
+        return all(part.strip() in API_KEY_MARKERS for part in value.split("->"))
+    if isinstance(value, Mapping):
+        return all(_only_markers(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_only_markers(item) for item in value)
+    return False
+
+
+def _refuse_key_values(value: Any) -> None:
+    """Refuse `api_key` entries that are not markers: a key must never reach the audit table."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key == "api_key" and not _only_markers(item):
+                # Say where, not what: the value may be a key.
+                raise ValueError(
+                    f"an audit record's api_key detail may only hold {sorted(API_KEY_MARKERS)}, never a value"
+                )
+            _refuse_key_values(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _refuse_key_values(item)
+
+
+def new_run_id() -> str:
+    """A run id that sorts by time and is unique: `20261126T034100Z-1a2b3c4d`."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def default_actor(environ: Mapping[str, str] | None = None) -> str:
+    """Who runs the command: `LLM_REGISTRY_ACTOR`, the CI's user (`GITHUB_ACTOR`), else the login name."""
+    environ = os.environ if environ is None else environ
+    for name in ("LLM_REGISTRY_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN"):
+        if environ.get(name):
+            return environ[name]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def write_audit_events(
+    connection: "Connection",
+    events: Iterable[AuditEvent],
+    *,
+    run_id: str,
+    actor: str,
+    source_revision: str | None,
+) -> int:
+    """INSERT the events (one statement) in the caller's transaction; returns how many.
+
+    `occurred_at` is the transaction's start time (`now()`), the same for every event of
+    one apply. Nothing is committed here.
+    """
+    from sqlalchemy import insert
+
+    from reconciler.tables import registry_audit_events
+
+    rows = [
+        {
+            "run_id": run_id,
+            "event_type": event.event_type,
+            "model_name": event.model_name,
+            "model_id": event.model_id,
+            "actor": actor,
+            "source_revision": source_revision,
+            "details": dict(event.details),
+        }
+        for event in events
+    ]
+    if rows:
+        connection.execute(insert(registry_audit_events), rows)
+    return len(rows)
+
+
+def read_audit_events(
+    connection: "Connection",
+    *,
+    model: str | None = None,
+    since: datetime | None = None,
+    run_id: str | None = None,
+    limit: int | None = None,
+) -> list[StoredAuditEvent]:
+    """The recorded events, oldest first, filtered by model name, time (inclusive) and run id.
+
+    With `limit`, the newest `limit` matching events (still oldest first).
+    """
+    from sqlalchemy import select
+
+    from reconciler.tables import registry_audit_events as events
+
+    query = select(events)
+    if model is not None:
+        query = query.where(events.c.model_name == model)
+    if since is not None:
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+        query = query.where(events.c.occurred_at >= since)
+    if run_id is not None:
+        query = query.where(events.c.run_id == run_id)
+    if limit is not None:
+        newest = query.order_by(events.c.id.desc()).limit(limit).subquery()
+        query = select(newest)
+        order = newest.c.id
+    else:
+        order = events.c.id
+    rows = connection.execute(query.order_by(order)).mappings()
+    return [
+        StoredAuditEvent(
+            id=row["id"],
+            occurred_at=row["occurred_at"],
+            run_id=row["run_id"],
+            event_type=row["event_type"],
+            model_name=row["model_name"],
+            model_id=None if row["model_id"] is None else str(row["model_id"]),
+            actor=row["actor"],
+            source_revision=row["source_revision"],
+            details=row["details"],
+        )
+        for row in rows
+    ]
