@@ -26,6 +26,7 @@ Fixtures:
     connection               a connection from `engine`; commit what other connections must see
     unmigrated_database_url  URL of a fresh, empty database without the schema (for `db upgrade`)
     pg_server                the session's `PostgresServer` (make more databases with it)
+    embedded_home            an empty directory for an embedded cluster, stopped and removed after
 """
 
 from __future__ import annotations
@@ -254,3 +255,29 @@ def connection(engine: "Engine") -> Iterator["Connection"]:
 
 # The fake LLM provider fixtures (fake_provider, closed_port_url): see tests/fakes/fixtures.py.
 pytest_plugins = ["tests.fakes.fixtures"]
+
+
+@pytest.fixture
+def embedded_home() -> Iterator[Path]:
+    """An empty directory for an embedded cluster (`LLM_REGISTRY_HOME=<it>`, or run with cwd=<it>).
+
+    Made with mkdtemp and mode 0755 (not pytest's tmp_path, which root's postgres user
+    cannot reach). Whatever cluster a test started in it, or in its `.llm-registry`, is
+    stopped and removed afterwards.
+    """
+    from reconciler.db import EmbeddedCluster
+
+    home = Path(tempfile.mkdtemp(prefix="llmreg-home-"))
+    os.chmod(home, 0o755)
+    try:
+        yield home
+    finally:
+        for directory in (home, home / ".llm-registry"):
+            cluster = EmbeddedCluster(directory)
+            try:
+                cluster.stop()
+            finally:
+                # the short socket directory under /tmp used when the home's path is too long
+                if not cluster.socket_dir.is_relative_to(home):
+                    shutil.rmtree(cluster.socket_dir, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)

@@ -1,0 +1,87 @@
+"""`llm-registry db upgrade | current | stop`: the registry schema and the embedded cluster."""
+
+from __future__ import annotations
+
+import click
+
+from reconciler.commands._common import database_url_option
+from reconciler.errors import EXIT_OK
+
+
+@click.group("db")
+def command() -> None:
+    """Manage the registry's database schema and the embedded default cluster.
+
+    \b
+      llm-registry db upgrade    migrate the schema to this version's head (safe to repeat)
+      llm-registry db current    show the schema revision of the database
+      llm-registry db stop       stop the embedded cluster in ./.llm-registry
+    """
+
+
+def _describe(url_option: str | None) -> str:
+    from reconciler import db
+
+    configured = db.configured_database_url(url_option)
+    if configured is None:
+        return f"the embedded cluster in {db.embedded_home()}"
+    return db.display_url(configured)
+
+
+@command.command("upgrade")
+@database_url_option
+def upgrade(database_url: str | None) -> int:
+    """Create or migrate the registry tables (llm_models, knowledge_bases, registry_audit_events).
+
+    Runs every pending migration in one transaction; running it again on an
+    up-to-date database does nothing. Concurrent runs wait for each other.
+    """
+    from reconciler import db
+    from reconciler.commands._common import open_database
+
+    with open_database(database_url, require_head=False) as connection:
+        result = db.upgrade(connection)
+    where = _describe(database_url)
+    if result.changed:
+        click.echo(f"Upgraded {where} from {result.before or '(empty)'} to {result.after}.")
+    else:
+        click.echo(f"Already at head ({result.after}) in {where}: nothing to do.")
+    return EXIT_OK
+
+
+@command.command("current")
+@database_url_option
+def current(database_url: str | None) -> int:
+    """Show the schema revision of the database and whether it is at head."""
+    from reconciler import db
+    from reconciler.commands._common import open_database
+
+    head = db.head_revision()
+    with open_database(database_url, require_head=False) as connection:
+        revision = db.current_revision(connection)
+    if revision is None:
+        click.echo(f"(none): no registry schema yet, run `llm-registry db upgrade` (head is {head})")
+    elif revision == head:
+        click.echo(f"{revision} (head)")
+    else:
+        click.echo(f"{revision} (head is {head}: run `llm-registry db upgrade`)")
+    return EXIT_OK
+
+
+@command.command("stop")
+def stop() -> int:
+    """Stop the embedded cluster ($LLM_REGISTRY_HOME, else ./.llm-registry) if it runs.
+
+    Its data stay; the next command that needs the database starts it again.
+    """
+    from reconciler import db
+
+    home = db.embedded_home()
+    cluster = db.EmbeddedCluster(home)
+    if not cluster.initialized():
+        click.echo(f"No embedded cluster in {home}.")
+    elif cluster.stop():
+        click.echo(f"Stopped the embedded cluster in {home}.")
+    else:
+        click.echo(f"The embedded cluster in {home} is not running.")
+    return EXIT_OK

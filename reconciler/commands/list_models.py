@@ -1,0 +1,93 @@
+"""`llm-registry list`: the models in the database, the admin's view. Never a key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from reconciler.commands._common import database_url_option
+from reconciler.errors import EXIT_OK
+from reconciler.spec import MODEL_TYPES, PROVIDERS
+
+COLUMNS = (
+    ("NAME", "name"),
+    ("TYPE", "type"),
+    ("PROVIDER", "provider"),
+    ("MODEL ID", "model_id"),
+    ("STATUS", "status"),
+    ("DEFAULT", "default"),
+    ("MANAGED", "managed"),
+    ("KBS", "knowledge_bases"),
+)
+
+
+def format_table(rows: list[dict[str, Any]], columns: tuple[tuple[str, str], ...]) -> str:
+    """Plain left-aligned columns with a header, two spaces apart (no trailing spaces)."""
+    cells = [[title for title, _ in columns]] + [
+        ["-" if row[key] is None else str(row[key]) for _, key in columns] for row in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells)
+
+
+@click.command("list")
+@database_url_option
+@click.option("--type", "model_type", type=click.Choice(MODEL_TYPES), help="Only models of this type.")
+@click.option("--provider", type=click.Choice(PROVIDERS), help="Only models of this provider.")
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def command(database_url: str | None, model_type: str | None, provider: str | None, output_format: str) -> int:
+    """List the models registered in the database.
+
+    Shows each model's name, type, provider, model id, status (Active/Inactive),
+    whether it is its type's default, whether llm-registry manages it (rows made by
+    hand are listed too), and how many knowledge bases use it. API keys are never shown.
+    """
+    from reconciler.commands._common import open_database
+    from reconciler.state import read_state
+
+    with open_database(database_url) as connection:
+        state = read_state(connection)
+    rows = []
+    for model in state.models:
+        record = model.record
+        if model_type and record["type"] != model_type:
+            continue
+        if provider and record["provider"] != provider:
+            continue
+        rows.append(
+            {
+                "name": model.name,
+                "id": model.id,
+                "type": record["type"],
+                "provider": record["provider"],
+                "model_id": record["model_id"],
+                "active": bool(record["is_active"]),
+                "is_default": bool(record["is_default"]),
+                "managed": model.managed,
+                "managed_by": model.managed_by,
+                "knowledge_bases": list(state.kbs_using(model.id)),
+                "kb_count": len(state.kbs_using(model.id)),
+            }
+        )
+    if output_format == "json":
+        click.echo(json.dumps({"models": rows}, indent=2))
+        return EXIT_OK
+    if not rows:
+        click.echo("No models registered." if not (model_type or provider) else "No models match.")
+        return EXIT_OK
+    table_rows = [
+        {
+            **row,
+            "status": "Active" if row["active"] else "Inactive",
+            "default": "yes" if row["is_default"] else "",
+            "managed": "yes" if row["managed"] else "no (by hand)",
+            "knowledge_bases": row["kb_count"],
+        }
+        for row in rows
+    ]
+    click.echo(format_table(table_rows, COLUMNS))
+    return EXIT_OK
