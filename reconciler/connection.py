@@ -226,6 +226,13 @@ def build_request(target: ConnectionTarget, timeout: float) -> tuple[str, dict[s
         kwargs["api_version"] = target.api_version
     if target.api_key:
         kwargs["api_key"] = target.api_key
+    # A price of zero, given per call: after an Ollama chat LiteLLM otherwise looks
+    # up the cost of a model it does not know by asking the server (POST /api/show)
+    # with a *synchronous* client on the event loop -- a second request carrying the
+    # key, every other test stalled meanwhile, beyond the reach of our timeout. For
+    # every provider it also skips a cost-map search that costs milliseconds of CPU.
+    kwargs["input_cost_per_token"] = 0.0
+    kwargs["output_cost_per_token"] = 0.0
     if target.type == "embedding":
         kwargs["input"] = [_PROBE_TEXT]
         if target.provider == "cohere":

@@ -76,8 +76,8 @@ class Behaviour:
 class RecordedRequest:
     """One request the fake received. `headers` keeps raw auth values: never print it."""
 
-    provider: str
-    kind: str  # "embedding" | "chat"
+    provider: str  # one of PROVIDERS, or "unknown" for a path no provider has
+    kind: str  # "embedding" | "chat" | "other"
     model: str
     method: str
     path: str
@@ -277,6 +277,11 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    # Headers and body in one segment, sent at once: with Nagle's algorithm and the
+    # client's delayed ACK, a split response costs ~40-60 ms per request, which
+    # would dwarf the latencies the benchmark measures.
+    disable_nagle_algorithm = True
+    wbufsize = 64 * 1024
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         # Silence per-request logs: headers may hold keys, and tests read stderr.
@@ -293,12 +298,16 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         fake = self.server.fake
+        headers = {name: value for name, value in self.headers.items()}
         route = _route(self.path, body)
         if route is None:
+            # Recorded too: a client making calls beyond the one test request (such as
+            # LiteLLM's model-info lookup at Ollama's /api/show) must show in the counts.
+            named = body.get("model") or body.get("name") if isinstance(body, dict) else None
+            fake._record(RecordedRequest("unknown", "other", str(named or ""), "POST", self.path, headers, body, time.monotonic()))
             self._send(404, {"error": f"no fake endpoint at {urlsplit(self.path).path}"})
             return
         provider, kind, model, operation = route
-        headers = {name: value for name, value in self.headers.items()}
         model_name = model or ""
         fake._record(RecordedRequest(provider, kind, model_name, "POST", self.path, headers, body, time.monotonic()))
         fake._enter()
@@ -359,6 +368,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
+            self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up first (its timeout): nothing left to answer.
             self.close_connection = True

@@ -76,6 +76,7 @@ def make_target(provider: str, kind: str, scenario: str, base: str) -> Connectio
 class MatrixRun:
     results: dict[str, ConnectionResult]
     requests: dict[str, list]  # model id -> requests the server got
+    all_requests: list  # every request the server got, whatever its path
     output: str  # everything printed or logged during the run
     progress: list[str]
     elapsed: float
@@ -130,8 +131,9 @@ def matrix(fake_provider_server: FakeProvider, closed_port_url_module: str) -> M
         elapsed = time.perf_counter() - started
     assert [r.name for r in results] == [t.name for t in targets], "results must come back in input order"
     requests = {t.model_id: fake.requests(t.model_id) for t in targets}
+    all_requests = fake.requests()
     fake.reset()
-    return MatrixRun({r.name: r for r in results}, requests, sink.getvalue(), progress, elapsed)
+    return MatrixRun({r.name: r for r in results}, requests, all_requests, sink.getvalue(), progress, elapsed)
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +165,7 @@ def test_ok(matrix: MatrixRun, case: tuple[str, str]) -> None:
     assert requests[0].provider == provider, "the request went to the provider's own endpoint"
     assert requests[0].kind == ("embedding" if kind == "embedding" else "chat")
     assert requests[0].presented_key() == CANARY_KEY, "the key reached the server"
+    assert "cost_per_token" not in repr(requests[0].body), "LiteLLM-only parameters stay out of the request"
     assert 0 <= result.latency_ms < 20_000
 
 
@@ -229,6 +232,14 @@ def test_provider_error_is_not_retried(matrix: MatrixRun, case: tuple[str, str])
     assert result.message.startswith("provider error (HTTP 500)")
     # OpenAI embeddings ignore a per-call max_retries=0 unless litellm.DEFAULT_MAX_RETRIES is 0.
     assert len(matrix.requests[model_id(provider, kind, "provider_error")]) == 1
+
+
+def test_no_request_beyond_the_test_itself(matrix: MatrixRun) -> None:
+    # One request per test that reaches the server: no retry, and no side lookup such
+    # as LiteLLM's synchronous Ollama /api/show after a chat (it blocks the event loop).
+    reaching = [name for name in matrix.results if not name.endswith("-refused")]
+    assert [r.path for r in matrix.all_requests if r.provider == "unknown"] == []
+    assert len(matrix.all_requests) == len(reaching)
 
 
 def test_canary_key_appears_nowhere(matrix: MatrixRun) -> None:

@@ -1,0 +1,223 @@
+"""`llm-registry test [NAME...]`: connection tests only, nothing written (but audit with --from-db).
+
+Tests the models of the registry directory (keys from their `${env:NAME}`
+references) or, with `--from-db`, the models stored in the database (keys
+decrypted). LiteLLM is imported only once tests actually run, inside
+`reconciler.connection`, never when this module is imported (`--help` stays fast).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import click
+
+from reconciler.connection import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_TIMEOUT,
+    ConnectionResult,
+    ConnectionTarget,
+    run_connection_tests,
+    target_from_model,
+)
+from reconciler.errors import EXIT_ERROR, EXIT_OK, RegistryError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reconciler.spec import ModelDefinition
+
+_COLUMNS = ("NAME", "PROVIDER", "TYPE", "STATUS", "LATENCY", "MESSAGE")
+
+
+def _env_key(model: "ModelDefinition", environ: Mapping[str, str]) -> str | None:
+    """The key a model's `${env:NAME}` reference points to; None when unset or empty."""
+    from reconciler.spec import env_reference_name
+
+    if not model.api_key:
+        return None
+    name = env_reference_name(model.api_key)
+    return (environ.get(name) or None) if name else None
+
+
+def select_models(models: Sequence[Any], names: Sequence[str], kind: str = "model") -> tuple[list[Any], list[str]]:
+    """(models to test, names of inactive models skipped).
+
+    With NAMEs: exactly those, active or not, in the order given; an unknown name is
+    an error listing the known ones. Without: every active model.
+    """
+    by_name = {model.name: model for model in models}
+    if names:
+        unknown = [name for name in names if name not in by_name]
+        if unknown:
+            known = ", ".join(sorted(by_name)) or "(none)"
+            plural = "s" if len(unknown) > 1 else ""
+            raise RegistryError(f"unknown {kind}{plural}: {', '.join(unknown)}; known: {known}")
+        return [by_name[name] for name in dict.fromkeys(names)], []
+    chosen = [model for model in models if _is_active(model)]
+    skipped = [model.name for model in models if not _is_active(model)]
+    return chosen, skipped
+
+
+def _is_active(model: Any) -> bool:
+    return bool(getattr(model, "active", getattr(model, "is_active", True)))
+
+
+def targets_from_directory(directory: Path, names: Sequence[str], environ: Mapping[str, str]) -> tuple[list[ConnectionTarget], list[str]]:
+    """Validate the registry directory and build the targets to test."""
+    from reconciler.diagnostics import format_text
+    from reconciler.validate import validate_directory
+
+    result = validate_directory(directory)
+    if result.spec is None:
+        for diagnostic in result.diagnostics:
+            click.echo(format_text(diagnostic), err=True)
+        raise RegistryError(f"{directory}: invalid registry; fix it first (llm-registry validate {directory})")
+    models, skipped = select_models(result.spec.models, names)
+    return [target_from_model(model, _env_key(model, environ)) for model in models], skipped
+
+
+class _Progress:
+    """A one-line progress display on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.enabled = enabled
+
+    def start(self, concurrency: int, timeout: float) -> None:
+        if self.enabled:
+            click.echo(f"Testing {self.total} model{'s' * (self.total != 1)} "
+                       f"({concurrency} at a time, timeout {timeout:g} s)...", err=True)
+
+    def __call__(self, result: ConnectionResult) -> None:
+        self.done += 1
+        self.failed += not result.ok
+        if self.enabled:
+            failed = f", {self.failed} failed" if self.failed else ""
+            line = f"[{self.done}/{self.total}{failed}] {result.name}: {result.status} ({result.latency_ms} ms)"
+            click.echo(f"\r\033[K{line}", err=True, nl=False)
+
+    def finish(self) -> None:
+        if self.enabled and self.done:
+            click.echo("\r\033[K", err=True, nl=False)
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def render_table(targets: Sequence[ConnectionTarget], results: Sequence[ConnectionResult]) -> str:
+    """The result table (name, provider, type, status, latency, message) and a summary line."""
+    rows: list[tuple[str, ...]] = [_COLUMNS]
+    for target, result in zip(targets, results):
+        rows.append((result.name, target.provider, target.type, result.status, f"{result.latency_ms} ms", result.message))
+    failed = sum(not r.ok for r in results)
+    verdict = f"{len(results) - failed} passed, {failed} failed"
+    return f"{_table(rows)}\n\n{verdict}"
+
+
+def render_json(targets: Sequence[ConnectionTarget], results: Sequence[ConnectionResult], skipped: Sequence[str]) -> str:
+    """`{"results": [...], "passed": N, "failed": M, "skipped_inactive": [...]}`."""
+    items = [
+        {
+            "name": result.name,
+            "provider": target.provider,
+            "type": target.type,
+            "model_id": target.model_id,
+            "status": result.status,
+            "ok": result.ok,
+            "latency_ms": result.latency_ms,
+            "message": result.message,
+        }
+        for target, result in zip(targets, results)
+    ]
+    failed = sum(not r.ok for r in results)
+    payload = {"results": items, "passed": len(results) - failed, "failed": failed, "skipped_inactive": list(skipped)}
+    return json.dumps(payload, indent=2)
+
+
+@click.command("test")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option(
+    "--dir", "directory", default="registry.d", show_default=True, type=click.Path(path_type=Path),
+    help="Registry directory whose models are tested.",
+)
+@click.option("--concurrency", default=DEFAULT_CONCURRENCY, show_default=True, type=click.IntRange(1, 256),
+              help="Tests running at once.")
+@click.option("--timeout", default=DEFAULT_TIMEOUT, show_default=True, type=click.FloatRange(0, 3600, min_open=True),
+              help="Seconds each test may take; there are no retries.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="table for people, json for scripts.")
+def command(names: tuple[str, ...], directory: Path, concurrency: int, timeout: float, output_format: str) -> int:
+    """Test that models answer: the key works, the endpoint is reachable, the model exists.
+
+    \b
+    Embedding models embed one short string and must return vectors of their
+    declared dimensions; generation and NER models must return a one-token
+    completion. Tests every active model of the registry directory, or only the
+    NAMEs given (active or not). Keys come from the ${env:NAME} references.
+    Writes nothing. Exits 1 if any test fails.
+    """
+    targets, skipped = targets_from_directory(directory, names, os.environ)
+    return run_and_report(targets, skipped, concurrency=concurrency, timeout=timeout, output_format=output_format)
+
+
+def run_and_report(
+    targets: Sequence[ConnectionTarget],
+    skipped: Sequence[str],
+    *,
+    concurrency: int,
+    timeout: float,
+    output_format: str,
+) -> int:
+    """Run the tests with progress on a terminal, print the results, return the exit code."""
+    results = test_targets(targets, concurrency=concurrency, timeout=timeout)
+    print_results(targets, results, skipped, output_format)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
+
+
+def test_targets(targets: Sequence[ConnectionTarget], *, concurrency: int, timeout: float) -> list[ConnectionResult]:
+    """Run the connection tests, showing progress when stderr is a terminal."""
+    if not targets:
+        return []
+    progress = _Progress(len(targets), enabled=_stderr_is_tty())
+    progress.start(concurrency, timeout)
+    try:
+        return run_connection_tests(targets, concurrency=concurrency, timeout=timeout, on_result=progress)
+    finally:
+        progress.finish()
+
+
+test_targets.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def print_results(
+    targets: Sequence[ConnectionTarget], results: Sequence[ConnectionResult], skipped: Sequence[str], output_format: str
+) -> None:
+    """Print the table (or JSON) to stdout; notes to stderr."""
+    if output_format == "json":
+        click.echo(render_json(targets, results, skipped))
+        return
+    if skipped:
+        click.echo(f"skipped {len(skipped)} inactive model{'s' * (len(skipped) != 1)} "
+                   f"({', '.join(skipped)}); name them to test them", err=True)
+    if not targets:
+        click.echo("no models to test")
+        return
+    click.echo(render_table(targets, results))
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False

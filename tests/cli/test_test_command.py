@@ -1,0 +1,187 @@
+"""`llm-registry test` as a user runs it, against the fake provider over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.factories import CANARY_KEY, embedding_model, generation_model, ner_model, write_registry_file
+from tests.fakes.provider import FakeProvider
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_registry(tmp_path: Path, fake: FakeProvider, *extra: dict[str, Any]) -> Path:
+    """A registry of three models on the fake provider (ollama embedding, openai generation, anthropic NER)."""
+    fake.set_model("nomic-embed-text", dimensions=768)
+    fake.set_model("gpt-4o-mini", api_key=CANARY_KEY)
+    fake.set_model("claude-3-haiku", api_key=CANARY_KEY)
+    directory = tmp_path / "registry.d"
+    write_registry_file(
+        directory,
+        [
+            embedding_model(name="nomic", api_endpoint=fake.url, parameters={"dimensions": 768}),
+            generation_model(name="gpt", api_endpoint=f"{fake.url}/v1", api_key="${env:OPENAI_API_KEY}"),
+            ner_model(name="claude-ner", provider="anthropic", model_id="claude-3-haiku", api_endpoint=fake.url,
+                      api_key="${env:ANTHROPIC_API_KEY}"),
+            *extra,
+        ],
+    )
+    return directory
+
+
+KEYS = {"OPENAI_API_KEY": CANARY_KEY, "ANTHROPIC_API_KEY": CANARY_KEY}
+
+
+def test_all_ok_prints_a_table_and_exits_0(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
+    directory = write_registry(tmp_path, fake_provider)
+    result = run_cli("test", "--dir", str(directory), env=KEYS)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "PROVIDER", "TYPE", "STATUS", "LATENCY", "MESSAGE"]
+    rows = {line.split()[0]: line.split() for line in lines[1:4]}
+    assert rows["nomic"][1:4] == ["ollama", "embedding", "ok"]
+    assert rows["gpt"][1:4] == ["openai", "generation", "ok"]
+    assert rows["claude-ner"][1:4] == ["anthropic", "ner", "ok"]
+    assert "768-dimension vector" in result.stdout
+    assert result.stdout.rstrip().endswith("3 passed, 0 failed")
+    assert fake_provider.request_count() == 3
+    assert CANARY_KEY not in result.output
+
+
+def test_a_failure_exits_1_and_says_what_to_fix(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
+    directory = write_registry(tmp_path, fake_provider)
+    fake_provider.set_model("nomic-embed-text", dimensions=1024)
+    result = run_cli("test", "--dir", str(directory), env={**KEYS, "OPENAI_API_KEY": "sk-wrong-" + CANARY_KEY})
+    assert result.exit_code == 1
+    assert "dimension_mismatch" in result.stdout
+    assert "vector has 1024 dimensions, registry declares 768" in result.stdout
+    assert "authentication failed (HTTP 401): check the key in OPENAI_API_KEY" in result.stdout
+    assert "1 passed, 2 failed" in result.stdout
+    assert CANARY_KEY not in result.output
+
+
+def test_names_select_models_and_unknown_names_are_listed(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
+    directory = write_registry(tmp_path, fake_provider)
+    result = run_cli("test", "--dir", str(directory), "nomic", env=KEYS)
+    assert result.exit_code == 0, result.output
+    assert "nomic" in result.stdout and "gpt" not in result.stdout
+    assert fake_provider.request_count() == 1
+
+    result = run_cli("test", "--dir", str(directory), "nomic", "nope", "gtp", env=KEYS)
+    assert result.exit_code == 1
+    assert "unknown models: nope, gtp; known: claude-ner, gpt, nomic" in result.stderr
+    assert fake_provider.request_count() == 1, "nothing is tested when a name is wrong"
+
+
+def test_unset_key_variable_fails_without_a_request(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
+    directory = write_registry(tmp_path, fake_provider)
+    env = {"ANTHROPIC_API_KEY": CANARY_KEY}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("OPENAI_API_KEY", raising=False)
+        result = run_cli("test", "--dir", str(directory), "gpt", env=env)
+    assert result.exit_code == 1
+    assert "no API key: environment variable OPENAI_API_KEY is not set" in result.stdout
+    assert fake_provider.request_count() == 0
+
+
+def test_json_format(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
+    directory = write_registry(tmp_path, fake_provider)
+    fake_provider.set_model("gpt-4o-mini", status=429, api_key=CANARY_KEY)
+    result = run_cli("test", "--dir", str(directory), "--format", "json", env=KEYS)
+    assert result.exit_code == 1
+    payload = json.loads(result.stdout)
+    assert payload["passed"] == 2 and payload["failed"] == 1
+    by_name = {item["name"]: item for item in payload["results"]}
+    assert by_name["gpt"]["status"] == "rate_limited" and by_name["gpt"]["ok"] is False
+    assert by_name["nomic"] == {
+        "name": "nomic", "provider": "ollama", "type": "embedding", "model_id": "nomic-embed-text",
+        "status": "ok", "ok": True, "latency_ms": by_name["nomic"]["latency_ms"], "message": "768-dimension vector",
+    }
+    assert isinstance(by_name["nomic"]["latency_ms"], int)
+
+
+def test_inactive_models_are_skipped_unless_named(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
+    fake_provider.set_model("llama3")
+    retired = generation_model(name="retired", provider="ollama", model_id="llama3", api_key=None,
+                               api_endpoint=fake_provider.url, active=False)
+    directory = write_registry(tmp_path, fake_provider, retired)
+    result = run_cli("test", "--dir", str(directory), env=KEYS)
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 inactive model (retired)" in result.stderr
+    assert fake_provider.request_count("llama3") == 0
+    result = run_cli("test", "--dir", str(directory), "retired", env=KEYS)
+    assert result.exit_code == 0 and fake_provider.request_count("llama3") == 1
+
+
+def test_invalid_registry_is_refused_before_any_test(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
+    directory = tmp_path / "registry.d"
+    write_registry_file(directory, [embedding_model(name="bad", api_endpoint=fake_provider.url, parameters={"dimensions": -1})])
+    result = run_cli("test", "--dir", str(directory))
+    assert result.exit_code == 1
+    assert "invalid registry" in result.stderr
+    assert fake_provider.request_count() == 0
+
+
+def test_timeout_and_concurrency_options(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
+    directory = write_registry(tmp_path, fake_provider)
+    fake_provider.set_model("nomic-embed-text", hang=True)
+    result = run_cli("test", "--dir", str(directory), "--timeout", "0.5", "--concurrency", "1", "nomic", env=KEYS)
+    assert result.exit_code == 1
+    assert "no answer within 0.5 s from" in result.stdout
+    assert fake_provider.request_count("nomic-embed-text") == 1
+    assert run_cli("test", "--dir", str(directory), "--concurrency", "0").exit_code == 1
+    assert run_cli("test", "--dir", str(directory), "--timeout", "0").exit_code == 1
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
+    directory = write_registry(tmp_path, fake_provider)
+    result = run_cli("test", "--dir", str(directory), env=KEYS)
+    assert "Testing" not in result.stderr and "\r" not in result.output
+
+
+def test_progress_on_a_terminal(fake_provider: FakeProvider, tmp_path: Path) -> None:
+    directory = write_registry(tmp_path, fake_provider)
+    master, slave = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "test", "--dir", str(directory)],
+            stdout=subprocess.PIPE, stderr=slave, cwd=REPO, env={**os.environ, **KEYS},
+        )
+        os.close(slave)
+        seen = b""
+        while True:
+            ready, _, _ = select.select([master], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        os.close(master)
+    text = seen.decode()
+    assert process.returncode == 0, text
+    assert "Testing 3 models (8 at a time, timeout 30 s)..." in text
+    assert "[3/3]" in text
+    assert "3 passed, 0 failed" in stdout.decode()
+    assert CANARY_KEY not in text + stdout.decode()
+
+
+def test_help_lists_the_options(run_cli) -> None:
+    result = run_cli("test", "--help")
+    assert result.exit_code == 0
+    for option in ("--dir", "--concurrency", "--timeout", "--format"):
+        assert option in result.stdout

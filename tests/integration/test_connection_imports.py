@@ -1,0 +1,92 @@
+"""LiteLLM stays out of every code path that does not test connections, and is tamed when it loads.
+
+It costs seconds to import, fetches a cost map over the network and reads a `.env`
+from the working directory at import: each of those is checked here in a fresh
+process, as a user would meet it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_python(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=120)
+
+
+def imported_modules(importtime_stderr: str) -> set[str]:
+    """Module names from `-X importtime` output (`import time: self | cumulative | name`)."""
+    names = set()
+    for line in importtime_stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip())
+    return names
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["test", "--help"],
+        ["validate", "registry.d"],
+    ],
+    ids=["help", "test-help", "validate"],
+)
+def test_litellm_is_not_imported(argv: list[str]) -> None:
+    completed = run_python("-X", "importtime", "-m", "reconciler", *argv)
+    assert completed.returncode in (0, 1), completed.stderr[-2000:]
+    modules = imported_modules(completed.stderr)
+    assert "reconciler.cli" in modules, "importtime output was parsed"
+    assert not {m for m in modules if m == "litellm" or m.startswith("litellm.")}
+
+
+def test_pipeline_modules_do_not_import_litellm() -> None:
+    candidates = [
+        "reconciler.cli", "reconciler.connection", "reconciler.validate", "reconciler.plan", "reconciler.policy",
+        "reconciler.render", "reconciler.commands.validate", "reconciler.commands.plan", "reconciler.commands.test",
+        "reconciler.commands.apply", "reconciler.commands.list_models", "reconciler.apply",
+    ]
+    present = [name for name in candidates if importlib.util.find_spec(name) is not None]
+    # A module another change left unimportable is that change's failure, not this
+    # test's; the modules of the connection path itself must import.
+    code = (
+        "import importlib, sys\n"
+        f"for name in {present!r}:\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError:\n"
+        "        if name in ('reconciler.cli', 'reconciler.connection', 'reconciler.commands.test'):\n"
+        "            raise\n"
+        "print(sorted(m for m in sys.modules if m == 'litellm' or m.startswith('litellm.')))\n"
+    )
+    completed = run_python("-c", code)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip() == "[]"
+
+
+def test_litellm_loads_offline_in_production_mode_without_dotenv(tmp_path: Path) -> None:
+    # A user's LITELLM_MODE=DEV would make LiteLLM load this .env: the tester overrides it.
+    (tmp_path / ".env").write_text("DOTENV_WAS_LOADED=yes\nOPENAI_API_KEY=sk-from-dotenv\n")
+    code = (
+        "import os\n"
+        "from reconciler.connection import _litellm\n"
+        "litellm = _litellm()\n"
+        "print(os.environ.get('DOTENV_WAS_LOADED'), os.environ['LITELLM_MODE'], os.environ['LITELLM_OFFLINE_MODE'],\n"
+        "      litellm.DEFAULT_MAX_RETRIES, litellm.suppress_debug_info)\n"
+    )
+    env = {"LITELLM_MODE": "DEV", "LITELLM_OFFLINE_MODE": "false"}
+    completed = run_python("-c", code, cwd=tmp_path, env=env)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.split() == ["None", "PRODUCTION", "true", "0", "True"]
+    # No attempt to fetch the cost map (it retries for seconds when the network is gone).
+    assert "cost map" not in completed.stderr
+    assert completed.stderr.strip() == ""
