@@ -114,8 +114,7 @@ def _plan_warnings(plan: Plan, state: RegistryState) -> list[str]:
             warnings.append(f"after this plan no {model_type} model is the default")
     if plan.unchecked_keys:
         warnings.append(
-            "api_key not compared for "
-            + ", ".join(plan.unchecked_keys)
-            + ": its variable (or LLM_REGISTRY_ENCRYPTION_KEY) is unset here; apply resolves it"
+            f"api_key not compared for {', '.join(plan.unchecked_keys)}: its ${{env:...}} variable or "
+            "LLM_REGISTRY_ENCRYPTION_KEY is unset here; apply resolves and compares it"
         )
     return warnings

@@ -1,0 +1,108 @@
+"""`llm-registry plan [DIR]`: show what apply would change, and what it would refuse."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from reconciler.commands._common import database_url_option
+from reconciler.diagnostics import format_text
+from reconciler.errors import EXIT_BLOCKED, EXIT_CHANGES, EXIT_OK
+
+
+def use_colour(stream: Any = None) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    stream = stream or sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR")
+
+
+def text_style() -> Callable[..., str]:
+    """click.style on a colour terminal, else a no-op with the same signature."""
+    if use_colour():
+        return click.style
+    return lambda text, **_: text
+
+
+def report_invalid(result: Any) -> None:
+    """Print validation diagnostics the way `validate` does (errors to stderr)."""
+    for diagnostic in result.diagnostics:
+        click.echo(format_text(diagnostic), err=diagnostic.severity == "error")
+
+
+@click.command("plan")
+@click.argument("directory", default="registry.d", type=click.Path(path_type=Path))
+@database_url_option
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "json", "markdown", "github"]), default="text",
+    show_default=True,
+    help="text for a terminal; json (docs/plan-format.md) for tools; markdown for a PR comment; "
+    "github for workflow annotations on the PR diff.",
+)
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan to PLANFILE for `apply PLANFILE`.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 only when there are none).")
+@click.option("--allow-delete-all", is_flag=True, help="Allow a plan that deletes every managed model.")
+def command(directory: Path, database_url: str | None, output_format: str, out: Path | None, detailed_exitcode: bool, allow_delete_all: bool) -> int:
+    """Compare DIRECTORY (default: registry.d) with the registry in the database.
+
+    Shows every model to create, update (field by field, before -> after) or
+    delete, and refuses deletes or breaking changes of models that knowledge bases
+    use. API keys are compared by fingerprint and never shown. Writes nothing.
+
+    \b
+    Exit codes:
+      0  no changes (or changes, without --detailed-exitcode)
+      1  error: invalid files, database unreachable, ...
+      2  the plan has changes (with --detailed-exitcode)
+      3  the plan holds a blocked change
+    """
+    from reconciler import db
+    from reconciler.pipeline import InvalidRegistry, load_registry, plan_registry
+    from reconciler.planfile import write_planfile
+    from reconciler.render import render_github, render_json, render_markdown, render_text
+    from reconciler.state import read_state
+
+    try:
+        registry, validation = load_registry(directory)
+    except InvalidRegistry as invalid:
+        report_invalid(invalid.result)
+        raise
+    for diagnostic in validation.warnings:
+        click.echo(format_text(diagnostic), err=True)
+
+    url = db.resolve_database_url(database_url)
+    engine = db.create_engine(url)
+    try:
+        with db.connect(engine, url) as connection:
+            # One snapshot for every query: models and KB links agree with each other.
+            connection.execution_options(isolation_level="REPEATABLE READ")
+            db.require_schema_at_head(connection)
+            state = read_state(connection)
+    finally:
+        engine.dispose()
+
+    run = plan_registry(registry, state, os.environ, allow_delete_all=allow_delete_all)
+    plan = run.plan
+    if out is not None:
+        write_planfile(out, plan, registry, directory=str(directory), allow_delete_all=allow_delete_all)
+
+    if output_format == "json":
+        click.echo(render_json(plan))
+    elif output_format == "markdown":
+        click.echo(render_markdown(plan))
+    elif output_format == "github":
+        click.echo(render_github(plan))
+    else:
+        click.echo(render_text(plan, style=text_style()), color=use_colour())
+        if out is not None:
+            click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with:\n  llm-registry apply {out}")
+
+    if plan.is_blocked:
+        return EXIT_BLOCKED
+    if plan.has_changes and detailed_exitcode:
+        return EXIT_CHANGES
+    return EXIT_OK
+

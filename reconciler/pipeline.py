@@ -1,0 +1,74 @@
+"""The pipeline as `plan`, `apply` and `test` run it: files -> spec -> (with state) -> plan.
+
+Each step is a stage module; this module only wires them and resolves what comes
+from the environment (key references, the passphrase) into plain values the pure
+stages take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from reconciler.errors import RegistryError
+from reconciler.plan import KEY_UNKNOWN, Plan, compute_plan
+from reconciler.policy import apply_policies
+from reconciler.secrets import ENCRYPTION_KEY_ENV, key_fingerprint, resolve_reference
+from reconciler.spec import RegistrySpec
+from reconciler.state import RegistryState
+from reconciler.validate import ValidationResult, validate_directory
+
+
+class InvalidRegistry(RegistryError):
+    """The registry files do not validate; the result holds every diagnostic."""
+
+    def __init__(self, result: ValidationResult) -> None:
+        count = len(result.errors)
+        super().__init__(f"the registry has {count} error{'s' * (count != 1)}; nothing was planned")
+        self.result = result
+
+
+def load_registry(directory: Path) -> tuple[RegistrySpec, ValidationResult]:
+    """Validate the directory; raise InvalidRegistry (with the diagnostics) when it is not valid."""
+    result = validate_directory(directory)
+    if not result.ok or result.spec is None:
+        raise InvalidRegistry(result)
+    return result.spec, result
+
+
+def key_fingerprints(registry: RegistrySpec, environ: Mapping[str, str]) -> dict[str, str]:
+    """Per model with a key reference: the keyed fingerprint of the resolved key, or KEY_UNKNOWN.
+
+    Unknown when the variable is unset or when the passphrase is, since the
+    fingerprint is keyed by it. Plan-time unknowns are not errors (DESIGN.md, Secrets).
+    """
+    passphrase = environ.get(ENCRYPTION_KEY_ENV) or None
+    fingerprints: dict[str, str] = {}
+    for model in registry.models:
+        if model.api_key is None:
+            continue
+        value = resolve_reference(model.api_key, environ)
+        fingerprints[model.name] = key_fingerprint(value, passphrase) if value and passphrase else KEY_UNKNOWN
+    return fingerprints
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A plan with what it was computed from."""
+
+    registry: RegistrySpec
+    state: RegistryState
+    plan: Plan
+
+
+def plan_registry(
+    registry: RegistrySpec,
+    state: RegistryState,
+    environ: Mapping[str, str],
+    *,
+    allow_delete_all: bool = False,
+) -> PlannedRun:
+    """Compute the plan of `registry` against `state` and apply the policies."""
+    raw = compute_plan(registry, state, key_fingerprints(registry, environ))
+    return PlannedRun(registry, state, apply_policies(raw, state, allow_delete_all=allow_delete_all))

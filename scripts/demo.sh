@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The whole flow on a fresh clone, with nothing but Python and the PostgreSQL binaries:
+#   validate -> db upgrade -> plan -> apply (connection tests) -> plan (no changes) -> list -> audit
+#
+# The database is the embedded default (a cluster of its own under ./.llm-registry/,
+# on a Unix socket); providers are the local fake provider on 127.0.0.1, so no key
+# or network is needed. Run it again and the second run finds nothing to do.
+# `bash scripts/demo.sh --reset` starts from an empty registry.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${LLM_REGISTRY_VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+log="$(mktemp)"
+if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e . >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "error: installing llm-registry failed (see above)" >&2
+    exit 1
+fi
+rm -f "$log"
+PY="$VENV/bin/python"
+run() { echo; echo "\$ llm-registry $*"; "$PY" -m reconciler "$@"; }
+
+unset LLM_REGISTRY_DATABASE_URL   # the demo uses the embedded default
+if [ "${1:-}" = "--reset" ]; then
+    "$PY" -m reconciler db stop >/dev/null 2>&1 || true
+    rm -rf .llm-registry
+fi
+mkdir -p .llm-registry
+
+# The fake provider on a free port, answering each embedding model with its declared
+# dimensions; stopped when the demo ends.
+url_file=".llm-registry/fake-provider.url"
+rm -f "$url_file"
+# shellcheck disable=SC2046
+"$PY" -m tests.fakes.provider --port 0 $("$PY" scripts/demo_registry.py flags registry.d) >"$url_file" 2>/dev/null &
+fake_pid=$!
+trap 'kill $fake_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$url_file" ] && break; sleep 0.1; done
+FAKE_URL="$(head -n1 "$url_file")"
+[ -n "$FAKE_URL" ] || { echo "error: the fake provider did not start" >&2; exit 1; }
+
+# The example registry, every endpoint pointed at the fake provider.
+DEMO_DIR=".llm-registry/demo/registry.d"
+"$PY" scripts/demo_registry.py copy registry.d "$DEMO_DIR" "$FAKE_URL"
+
+export LLM_REGISTRY_ENCRYPTION_KEY="demo-passphrase-not-for-production"
+export OPENAI_API_KEY="demo-openai-key" AZURE_OPENAI_API_KEY="demo-azure-key" GEMINI_API_KEY="demo-gemini-key"
+export ANTHROPIC_API_KEY="demo-anthropic-key" COHERE_API_KEY="demo-cohere-key"
+
+echo "Fake provider: $FAKE_URL    Registry: $DEMO_DIR (a copy of registry.d)"
+run validate "$DEMO_DIR"
+run db upgrade
+set +e
+run plan "$DEMO_DIR"; code=$?
+set -e
+[ "$code" -eq 0 ] || { echo "error: plan exited $code" >&2; exit "$code"; }
+run apply "$DEMO_DIR" --auto-approve
+run plan "$DEMO_DIR" --detailed-exitcode
+run list
+run audit
+echo
+echo "Done. The registry lives in the embedded database under .llm-registry/ (stop it: llm-registry db stop)."
