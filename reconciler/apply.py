@@ -1,0 +1,400 @@
+"""Apply a plan: one locked, tested, audited transaction.
+
+In this order, inside one transaction that is committed only at the very end:
+
+1. take the registry's advisory lock (a second apply waits, naming the holder, and
+   gives up after the lock timeout);
+2. re-read the state and re-plan under the lock; for a saved plan, refuse unless the
+   result is exactly the plan that was saved (`planfile.check_saved_plan`);
+3. refuse a blocked plan (exit 3);
+4. resolve every API key the registry references (all must be set) and the passphrase;
+5. ask for confirmation (the caller decides how);
+6. test the connection of every created or changed active model; one failure aborts;
+7. write: defaults being cleared first, then deletes, updates and creates, so the
+   one-default-per-type index holds after every statement;
+8. write the audit events and commit (or, for a dry run, roll everything back).
+
+Any failure on the way raises, and the transaction is rolled back: the database
+and the audit table are exactly as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from reconciler import MANAGED_BY
+from reconciler.audit import AuditEvent, new_run_id, write_audit_events
+from reconciler.connection import ConnectionResult, ConnectionTarget, run_connection_tests, target_from_model
+from reconciler.errors import EXIT_BLOCKED, RegistryError
+from reconciler.pipeline import plan_registry
+from reconciler.plan import KEY_CHANGED, Action, Plan
+from reconciler.planfile import SavedPlan, check_saved_plan
+from reconciler.secrets import ENCRYPTION_KEY_ENV, api_key_columns, encryption_passphrase, resolve_reference
+from reconciler.spec import PARAMETER_FIELDS, RECORD_FIELDS, ModelDefinition, RegistrySpec, env_reference_name, yaml_field_name
+from reconciler.state import RegistryState, read_state
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+# Key of the transaction-level advisory lock that serialises applies:
+# the first 8 bytes of sha256("llm-registry apply"), as a signed bigint.
+APPLY_LOCK_KEY = int.from_bytes(hashlib.sha256(b"llm-registry apply").digest()[:8], "big", signed=True)
+APPLICATION_NAME_PREFIX = "llm-registry apply"
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """How to apply. `run_id`, `actor` and `revision` go into every audit event."""
+
+    actor: str
+    revision: str | None
+    run_id: str = field(default_factory=new_run_id)
+    dry_run: bool = False
+    skip_connection_tests: bool = False
+    concurrency: int = 8
+    timeout: float = 30.0
+    lock_timeout: float = 60.0
+    allow_delete_all: bool = False
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """What apply did (or, for a dry run, would have done)."""
+
+    plan: Plan
+    results: tuple[ConnectionResult, ...] = ()
+    events: tuple[AuditEvent, ...] = ()
+    committed: bool = False
+    dry_run: bool = False
+    declined: bool = False
+
+
+class ConnectionTestsFailed(RegistryError):
+    """At least one connection test failed: nothing was written."""
+
+    def __init__(self, results: Sequence[ConnectionResult]) -> None:
+        failed = [r for r in results if not r.ok]
+        names = ", ".join(r.name for r in failed)
+        super().__init__(f"{len(failed)} connection test{'s' * (len(failed) != 1)} failed ({names}); nothing was written")
+        self.results = tuple(results)
+
+
+class Hooks:
+    """What apply tells its caller on the way; the CLI overrides these to print and prompt."""
+
+    def waiting_for_lock(self, holder: str) -> None:
+        """Another apply holds the lock; `holder` says who and since when."""
+
+    def planned(self, plan: Plan) -> None:
+        """The plan computed under the lock."""
+
+    def confirm(self, plan: Plan) -> bool:
+        """Whether to go on; the default approves (the CLI asks on a terminal)."""
+        return True
+
+    def testing(self, targets: Sequence[ConnectionTarget]) -> None:
+        """Connection tests are about to run."""
+
+    def tested(self, result: ConnectionResult) -> None:
+        """One connection test finished."""
+
+
+def default_revision(environ: Mapping[str, str], directory: Path | None) -> str | None:
+    """`GITHUB_SHA`, else the git HEAD of the registry directory, else None."""
+    if environ.get("GITHUB_SHA"):
+        return environ["GITHUB_SHA"]
+    if directory is None:
+        return None
+    where = directory if directory.is_dir() else directory.parent
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return completed.stdout.strip() or None if completed.returncode == 0 else None
+
+
+# ----------------------------------------------------------------------------- locking
+
+
+def _lock_parts() -> tuple[int, int]:
+    """The (classid, objid) under which pg_locks shows a bigint advisory lock."""
+    unsigned = APPLY_LOCK_KEY & 0xFFFFFFFFFFFFFFFF
+    return unsigned >> 32, unsigned & 0xFFFFFFFF
+
+
+def lock_holder(connection: "Connection") -> str | None:
+    """Who holds the apply lock: "run <id> by <actor> since <time>" from pg_stat_activity."""
+    from sqlalchemy import text
+
+    classid, objid = _lock_parts()
+    row = connection.execute(
+        text(
+            "SELECT a.application_name, a.xact_start, a.usename, a.pid FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :classid AND l.objid = :objid "
+            "AND l.objsubid = 1 AND l.pid <> pg_backend_pid() LIMIT 1"
+        ),
+        {"classid": classid, "objid": objid},
+    ).first()
+    if row is None:
+        return None
+    application, since, user, pid = row
+    if application and application.startswith(APPLICATION_NAME_PREFIX + " "):
+        run_id, _, actor = application[len(APPLICATION_NAME_PREFIX) + 1 :].partition(" ")
+        who = f"run {run_id} by {actor or 'unknown'}"
+    else:
+        who = f"{application or 'a session'} (database user {user}, pid {pid})"
+    when = since.isoformat(timespec="seconds") if since else "an unknown time"
+    return f"{who}, since {when}"
+
+
+def acquire_lock(connection: "Connection", options: ApplyOptions, hooks: Hooks) -> None:
+    """Take the apply lock for this transaction, waiting at most `options.lock_timeout` seconds."""
+    from sqlalchemy import text
+
+    # Name this session so that a waiting apply can say who holds the lock.
+    label = f"{APPLICATION_NAME_PREFIX} {options.run_id} {options.actor}"[:63]  # PostgreSQL keeps 63 bytes
+    connection.execute(text("SELECT set_config('application_name', :label, true)"), {"label": label})
+    try_lock = text("SELECT pg_try_advisory_xact_lock(:key)")
+    if connection.execute(try_lock, {"key": APPLY_LOCK_KEY}).scalar():
+        return
+    holder = lock_holder(connection) or "another session"
+    hooks.waiting_for_lock(holder)
+    deadline = time.monotonic() + options.lock_timeout
+    while time.monotonic() < deadline:
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        if connection.execute(try_lock, {"key": APPLY_LOCK_KEY}).scalar():
+            return
+    holder = lock_holder(connection) or holder
+    raise RegistryError(
+        f"another apply holds the registry lock ({holder}); gave up after {options.lock_timeout:g} s "
+        "(--lock-timeout). Nothing was written"
+    )
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+def resolve_keys(registry: RegistrySpec, environ: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
+    """Every referenced API key, and the passphrase when any key exists.
+
+    Apply needs them all (to compare, store and test), so an unset variable is an
+    error naming every missing one — before anything is written.
+    """
+    keys: dict[str, str] = {}
+    missing: dict[str, list[str]] = {}
+    for model in registry.models:
+        if model.api_key is None:
+            continue
+        value = resolve_reference(model.api_key, environ)
+        if value is None:
+            missing.setdefault(env_reference_name(model.api_key) or "?", []).append(model.name)
+        else:
+            keys[model.name] = value
+    if missing:
+        listing = "; ".join(f"{var} (for {', '.join(names)})" for var, names in sorted(missing.items()))
+        raise RegistryError(f"API key variables are not set: {listing}. Apply needs every key; nothing was written")
+    passphrase = encryption_passphrase(environ) if keys else None
+    return keys, passphrase
+
+
+# ----------------------------------------------------------------------------- writes
+
+
+def _columns(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: record[name] for name in RECORD_FIELDS if name != "api_key"}
+
+
+def _write_order(plan: Plan) -> list[Action]:
+    """Updates that clear a default first, then deletes, other updates, creates."""
+    clearing = [a for a in plan.actions if a.kind == "update" and any(c.field == "is_default" and c.before and not c.after for c in a.changes)]
+    rest = [a for a in plan.actions if a not in clearing]
+    order = {"delete": 0, "update": 1, "create": 2}
+    return clearing + sorted(rest, key=lambda a: (order[a.kind], a.name))
+
+
+def _config_details(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A model's configuration for an audit record: YAML field names, key as `set`."""
+    details: dict[str, Any] = {}
+    for name in RECORD_FIELDS:
+        value = record[name]
+        if name == "api_key":
+            details["api_key"] = "set" if value is not None else None
+        elif value is not None or name not in PARAMETER_FIELDS:
+            details[yaml_field_name(name)] = value
+    return details
+
+
+def _change_details(action: Action) -> dict[str, Any]:
+    """Changed fields only, `{field: {before, after}}`; the key only as `changed`."""
+    changes: dict[str, Any] = {}
+    for change in action.changes:
+        if change.field == "api_key":
+            changes["api_key"] = "changed" if change.after == KEY_CHANGED else f"{change.before} -> {change.after}"
+        else:
+            changes[yaml_field_name(change.field)] = {"before": change.before, "after": change.after}
+    return changes
+
+
+def write_changes(
+    connection: "Connection",
+    plan: Plan,
+    state: RegistryState,
+    keys: Mapping[str, str],
+    passphrase: str | None,
+    tested: Mapping[str, ConnectionResult],
+    skip_connection_tests: bool,
+) -> list[AuditEvent]:
+    """Execute the plan's writes in a safe order; return the audit events describing them."""
+    from sqlalchemy import delete, insert, update
+    from sqlalchemy.exc import IntegrityError
+
+    from reconciler.tables import llm_models
+
+    rows = {row.id: row for row in state.models}
+    events: list[AuditEvent] = []
+    for action in _write_order(plan):
+        test = tested.get(action.name)
+        test_note: Any = test.status if test else ("skipped" if skip_connection_tests and action.kind != "delete" else None)
+        try:
+            if action.kind == "delete":
+                connection.execute(delete(llm_models).where(llm_models.c.id == action.model_id))
+                row = rows[action.model_id or ""]
+                details = {"knowledge_bases": list(action.knowledge_bases), "kb_count": len(action.knowledge_bases), "configuration": _config_details(row.record)}
+                events.append(AuditEvent("MODEL_DELETED", action.name, action.model_id, details))
+            elif action.kind == "update":
+                assert action.desired is not None
+                values = _columns(action.desired) | {"name": action.name, "managed_by": MANAGED_BY}
+                if "api_key" in action.changed_fields():
+                    values |= api_key_columns(keys.get(action.name), passphrase)
+                connection.execute(update(llm_models).where(llm_models.c.id == action.model_id).values(**values))
+                details = {"changes": _change_details(action), "connection_test": test_note}
+                if action.previous_name:
+                    details["renamed_from"] = action.previous_name
+                if action.adopt:
+                    details["adopted"] = True
+                events.append(AuditEvent("MODEL_UPDATED", action.name, action.model_id, details))
+            else:
+                assert action.desired is not None
+                values = _columns(action.desired) | {"name": action.name, "managed_by": MANAGED_BY}
+                values |= api_key_columns(keys.get(action.name), passphrase)
+                new_id = connection.execute(insert(llm_models).values(**values).returning(llm_models.c.id)).scalar_one()
+                details = {"configuration": _config_details(action.desired), "connection_test": test_note}
+                events.append(AuditEvent("MODEL_CREATED", action.name, str(new_id), details))
+        except IntegrityError as error:
+            constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
+            reason = f"violates {constraint}" if constraint else "violates a constraint"
+            raise RegistryError(f"the database refused to {action.kind} {action.name!r} ({reason}); nothing was written") from None
+    return events
+
+
+def _test_targets(plan: Plan, registry: RegistrySpec, keys: Mapping[str, str]) -> list[ConnectionTarget]:
+    models: dict[str, ModelDefinition] = registry.by_name()
+    return [
+        target_from_model(models[action.name], keys.get(action.name))
+        for action in plan.actions
+        if action.kind in ("create", "update") and action.desired is not None and action.desired["is_active"]
+    ]
+
+
+def _test_events(results: Sequence[ConnectionResult], ids: Mapping[str, str | None]) -> list[AuditEvent]:
+    return [
+        AuditEvent(
+            "MODEL_CONNECTION_TESTED",
+            result.name,
+            ids.get(result.name),
+            {"outcome": "success" if result.ok else "failure", "status": result.status, "latency_ms": result.latency_ms, "message": result.message},
+        )
+        for result in results
+    ]
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def apply_registry(
+    connection: "Connection",
+    registry: RegistrySpec,
+    environ: Mapping[str, str],
+    options: ApplyOptions,
+    hooks: Hooks | None = None,
+    saved: SavedPlan | None = None,
+) -> ApplyOutcome:
+    """Run the whole apply on `connection` (which must not be in a transaction yet).
+
+    Commits on success; rolls back for a dry run, a declined confirmation, a blocked
+    plan (raises RegistryError with exit code 3) or any failure (re-raised).
+    """
+    hooks = hooks or Hooks()
+    from reconciler.db import require_schema_at_head
+
+    transaction = connection.begin()
+    try:
+        require_schema_at_head(connection)
+        acquire_lock(connection, options, hooks)
+        state = read_state(connection)
+        keys, passphrase = resolve_keys(registry, environ)
+        plan = plan_registry(registry, state, environ, allow_delete_all=options.allow_delete_all).plan
+        if saved is not None:
+            check_saved_plan(saved, plan)
+        hooks.planned(plan)
+        if plan.is_blocked:
+            raise RegistryError("the plan holds blocked changes (see above); nothing was written", EXIT_BLOCKED)
+        if not plan.has_changes:
+            transaction.rollback()
+            return ApplyOutcome(plan, dry_run=options.dry_run)
+        if not hooks.confirm(plan):
+            transaction.rollback()
+            return ApplyOutcome(plan, declined=True, dry_run=options.dry_run)
+
+        results: list[ConnectionResult] = []
+        if not options.skip_connection_tests:
+            targets = _test_targets(plan, registry, keys)
+            hooks.testing(targets)
+            results = run_connection_tests(targets, concurrency=options.concurrency, timeout=options.timeout, on_result=hooks.tested)
+            if any(not r.ok for r in results):
+                raise ConnectionTestsFailed(results)
+
+        events = write_changes(connection, plan, state, keys, passphrase, {r.name: r for r in results}, options.skip_connection_tests)
+        ids = {event.model_name: event.model_id for event in events}
+        events = _test_events(results, ids) + events
+        write_audit_events(connection, events, run_id=options.run_id, actor=options.actor, source_revision=options.revision)
+        if options.dry_run:
+            transaction.rollback()
+        else:
+            transaction.commit()
+        return ApplyOutcome(plan, tuple(results), tuple(events), committed=not options.dry_run, dry_run=options.dry_run)
+    except BaseException as error:
+        _rollback_quietly(transaction)
+        from sqlalchemy.exc import DBAPIError
+
+        if isinstance(error, DBAPIError):
+            raise _database_failure(error) from None
+        raise
+
+
+def _database_failure(error: Any) -> RegistryError:
+    """A database error mid-apply, as one clean line (parameters are never part of it)."""
+    original = getattr(error, "orig", None) or error
+    first_line = (str(original).strip().splitlines() or [type(original).__name__])[0]
+    return RegistryError(f"database error during apply ({first_line}); the transaction was rolled back, nothing was written")
+
+
+def _rollback_quietly(transaction: Any) -> None:
+    # The connection may be gone (killed, network): then the server has already rolled
+    # back, and the original error is the one worth reporting.
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        if transaction.is_active:
+            transaction.rollback()
+    except DBAPIError:
+        pass
+
