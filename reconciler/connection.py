@@ -411,7 +411,11 @@ def failure_message(status: str, target: ConnectionTarget, exc: BaseException | 
     endpoint = display_endpoint(target)
     said = f"; provider said: {detail}" if detail else ""
     if status == "authentication_error":
-        where = f"the key in {target.key_source}" if target.key_source else "the API key"
+        source = target.key_source
+        if source and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", source):
+            where = f"the key in {source}"  # an environment variable
+        else:
+            where = source or "the API key"
         message = f"authentication failed ({http or 'rejected'}): check {where}{said}"
     elif status == "timeout_error":
         message = f"no answer within {timeout:g} s from {endpoint}: check api_endpoint and the network, or raise --timeout"
@@ -471,7 +475,7 @@ def precheck(target: ConnectionTarget) -> tuple[str, str] | None:
     if target.provider in _KEY_REQUIRED and not target.api_key:
         if target.key_source and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", target.key_source):
             return "authentication_error", f"no API key: environment variable {target.key_source} is not set"
-        return "authentication_error", f"no API key for provider {target.provider}"
+        return "authentication_error", f"no API key for this model (provider {target.provider} needs one)"
     if target.type not in ("embedding", "generation", "ner"):
         return "provider_error", f"unknown model type {target.type!r}"
     if target.provider == "azure" and not target.api_endpoint:

@@ -1,4 +1,4 @@
-"""`llm-registry test [NAME...]`: connection tests only, nothing written (but audit with --from-db).
+"""`llm-registry test [NAME...]`: connection tests only; writes nothing but, with --from-db, audit events.
 
 Tests the models of the registry directory (keys from their `${env:NAME}`
 references) or, with `--from-db`, the models stored in the database (keys
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import click
 
+from reconciler.commands._common import database_url_option
 from reconciler.connection import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT,
@@ -42,7 +43,7 @@ def _env_key(model: "ModelDefinition", environ: Mapping[str, str]) -> str | None
     return (environ.get(name) or None) if name else None
 
 
-def select_models(models: Sequence[Any], names: Sequence[str], kind: str = "model") -> tuple[list[Any], list[str]]:
+def select_models(models: Sequence[Any], names: Sequence[str], where: str = "") -> tuple[list[Any], list[str]]:
     """(models to test, names of inactive models skipped).
 
     With NAMEs: exactly those, active or not, in the order given; an unknown name is
@@ -54,7 +55,7 @@ def select_models(models: Sequence[Any], names: Sequence[str], kind: str = "mode
         if unknown:
             known = ", ".join(sorted(by_name)) or "(none)"
             plural = "s" if len(unknown) > 1 else ""
-            raise RegistryError(f"unknown {kind}{plural}: {', '.join(unknown)}; known: {known}")
+            raise RegistryError(f"unknown model{plural}{where}: {', '.join(unknown)}; known: {known}")
         return [by_name[name] for name in dict.fromkeys(names)], []
     chosen = [model for model in models if _is_active(model)]
     skipped = [model.name for model in models if not _is_active(model)]
@@ -62,7 +63,10 @@ def select_models(models: Sequence[Any], names: Sequence[str], kind: str = "mode
 
 
 def _is_active(model: Any) -> bool:
-    return bool(getattr(model, "active", getattr(model, "is_active", True)))
+    record = getattr(model, "record", None)  # a StoredModel (database row)
+    if record is not None:
+        return bool(record.get("is_active", True))
+    return bool(getattr(model, "active", True))
 
 
 def targets_from_directory(directory: Path, names: Sequence[str], environ: Mapping[str, str]) -> tuple[list[ConnectionTarget], list[str]]:
@@ -77,6 +81,74 @@ def targets_from_directory(directory: Path, names: Sequence[str], environ: Mappi
         raise RegistryError(f"{directory}: invalid registry; fix it first (llm-registry validate {directory})")
     models, skipped = select_models(result.spec.models, names)
     return [target_from_model(model, _env_key(model, environ)) for model in models], skipped
+
+
+STORED_KEY_SOURCE = "the API key stored in the registry"
+
+
+def targets_from_database(
+    database_url: str | None, names: Sequence[str], environ: Mapping[str, str]
+) -> tuple[list[ConnectionTarget], list[str], list[str]]:
+    """Read the stored models and decrypt their keys: (targets, skipped inactive, model ids)."""
+    from reconciler import secrets
+    from reconciler.commands._common import open_database
+    from reconciler.state import read_state
+
+    with open_database(database_url) as connection:
+        state = read_state(connection)
+        models, skipped = select_models(state.models, names, where=" in the database")
+        with_keys = [model.id for model in models if model.record.get("api_key") is not None]
+        keys: Mapping[str, str] = {}
+        if with_keys:
+            keys = secrets.decrypt_api_keys(connection, with_keys, secrets.encryption_passphrase(environ))
+        connection.rollback()  # read only: end the transaction before the (slow) tests
+    targets = [
+        ConnectionTarget(
+            name=model.name,
+            type=model.record["type"],
+            provider=model.record["provider"],
+            model_id=model.record["model_id"],
+            api_endpoint=model.record.get("api_endpoint"),
+            api_version=model.record.get("api_version"),
+            api_key=keys.get(model.id),
+            dimensions=model.record.get("dimensions") if model.record["type"] == "embedding" else None,
+            key_source=STORED_KEY_SOURCE,
+        )
+        for model in models
+    ]
+    return targets, skipped, [model.id for model in models]
+
+
+def record_audit_events(
+    database_url: str | None, model_ids: Sequence[str], results: Sequence[ConnectionResult], environ: Mapping[str, str]
+) -> None:
+    """One MODEL_CONNECTION_TESTED event per tested model, in one transaction."""
+    from reconciler.audit import MODEL_CONNECTION_TESTED, AuditEvent, default_actor, new_run_id, write_audit_events
+    from reconciler.commands._common import open_database
+
+    events = [
+        AuditEvent(
+            MODEL_CONNECTION_TESTED,
+            result.name,
+            model_id,
+            # The same details as apply records for its tests.
+            {
+                "outcome": "success" if result.ok else "failure",
+                "status": result.status,
+                "latency_ms": result.latency_ms,
+                "message": result.message,
+            },
+        )
+        for model_id, result in zip(model_ids, results)
+    ]
+    if not events:
+        return
+    with open_database(database_url) as connection:
+        write_audit_events(
+            connection, events, run_id=new_run_id(), actor=default_actor(environ),
+            source_revision=environ.get("GITHUB_SHA") or None,
+        )
+        connection.commit()
 
 
 class _Progress:
@@ -157,18 +229,34 @@ def render_json(targets: Sequence[ConnectionTarget], results: Sequence[Connectio
               help="Seconds each test may take; there are no retries.")
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="table for people, json for scripts.")
-def command(names: tuple[str, ...], directory: Path, concurrency: int, timeout: float, output_format: str) -> int:
+@click.option("--from-db", "from_db", is_flag=True,
+              help="Test the models stored in the database (keys decrypted) instead of the directory's, "
+                   "and record a MODEL_CONNECTION_TESTED audit event for each.")
+@database_url_option
+def command(
+    names: tuple[str, ...], directory: Path, concurrency: int, timeout: float, output_format: str,
+    from_db: bool, database_url: str | None,
+) -> int:
     """Test that models answer: the key works, the endpoint is reachable, the model exists.
 
     \b
     Embedding models embed one short string and must return vectors of their
     declared dimensions; generation and NER models must return a one-token
-    completion. Tests every active model of the registry directory, or only the
-    NAMEs given (active or not). Keys come from the ${env:NAME} references.
-    Writes nothing. Exits 1 if any test fails.
+    completion. Tests every active model, or only the NAMEs given (active or not).
+    Keys come from the ${env:NAME} references of the registry directory or, with
+    --from-db, from the database (LLM_REGISTRY_ENCRYPTION_KEY decrypts them).
+    Exits 1 if any test fails.
     """
-    targets, skipped = targets_from_directory(directory, names, os.environ)
-    return run_and_report(targets, skipped, concurrency=concurrency, timeout=timeout, output_format=output_format)
+    if not from_db:
+        if database_url is not None:
+            raise RegistryError("--database-url needs --from-db (the directory's models are tested otherwise)")
+        targets, skipped = targets_from_directory(directory, names, os.environ)
+        return run_and_report(targets, skipped, concurrency=concurrency, timeout=timeout, output_format=output_format)
+    targets, skipped, model_ids = targets_from_database(database_url, names, os.environ)
+    results = test_targets(targets, concurrency=concurrency, timeout=timeout)
+    record_audit_events(database_url, model_ids, results, os.environ)
+    print_results(targets, results, skipped, output_format)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
 
 
 def run_and_report(

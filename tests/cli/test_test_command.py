@@ -185,3 +185,114 @@ def test_help_lists_the_options(run_cli) -> None:
     assert result.exit_code == 0
     for option in ("--dir", "--concurrency", "--timeout", "--format"):
         assert option in result.stdout
+
+
+# --- --from-db: the models stored in the database, keys decrypted, audited ----------------
+
+
+def _stored_models(connection: Any, fake: FakeProvider) -> dict[str, str]:
+    """Three rows on the fake provider: an Ollama embedding, an OpenAI generation with the canary key, an inactive one."""
+    from tests.dbutil import insert_model
+
+    fake.set_model("stored-embed", dimensions=384)
+    fake.set_model("stored-gpt", api_key=CANARY_KEY)
+    fake.set_model("stored-old")
+    ids = {
+        "emb": insert_model(connection, name="emb", model_id="stored-embed", api_endpoint=fake.url, dimensions=384),
+        "gpt": insert_model(connection, name="gpt", type="generation", provider="openai", model_id="stored-gpt",
+                            api_endpoint=f"{fake.url}/v1", api_key=CANARY_KEY),
+        "old": insert_model(connection, name="old", type="generation", model_id="stored-old",
+                            api_endpoint=fake.url, is_active=False),
+    }
+    connection.commit()
+    return ids
+
+
+def _db_env() -> dict[str, str]:
+    from tests.dbutil import TEST_PASSPHRASE
+
+    return {"LLM_REGISTRY_ENCRYPTION_KEY": TEST_PASSPHRASE}
+
+
+@pytest.mark.db
+def test_from_db_tests_stored_models_with_decrypted_keys_and_audits(
+    run_cli, fake_provider: FakeProvider, database_url: str, connection: Any
+) -> None:
+    from reconciler.audit import read_audit_events
+
+    ids = _stored_models(connection, fake_provider)
+    result = run_cli("test", "--from-db", "--database-url", database_url, env=_db_env())
+    assert result.exit_code == 0, result.output
+    assert "384-dimension vector" in result.stdout and "2 passed, 0 failed" in result.stdout
+    assert "skipped 1 inactive model (old)" in result.stderr
+    [gpt_request] = fake_provider.requests("stored-gpt")
+    assert gpt_request.presented_key() == CANARY_KEY, "the stored key was decrypted and sent"
+
+    events = read_audit_events(connection)
+    assert [(e.event_type, e.model_name, e.model_id) for e in events] == [
+        ("MODEL_CONNECTION_TESTED", "emb", ids["emb"]),
+        ("MODEL_CONNECTION_TESTED", "gpt", ids["gpt"]),
+    ]
+    assert events[0].details["outcome"] == "success" and events[0].details["status"] == "ok"
+    assert isinstance(events[0].details["latency_ms"], int)
+    assert len({e.run_id for e in events}) == 1
+    assert CANARY_KEY not in result.output
+
+
+@pytest.mark.db
+def test_from_db_failure_is_audited_without_the_key(
+    run_cli, fake_provider: FakeProvider, database_url: str, connection: Any
+) -> None:
+    from sqlalchemy import text
+
+    from reconciler.audit import read_audit_events
+
+    _stored_models(connection, fake_provider)
+    fake_provider.set_model("stored-gpt", api_key="a-different-key")  # the stored (canary) key is now wrong
+    result = run_cli("test", "--from-db", "--database-url", database_url, "gpt", "old", "--format", "json", env=_db_env())
+    assert result.exit_code == 1
+    payload = json.loads(result.stdout)
+    statuses = {item["name"]: item["status"] for item in payload["results"]}
+    assert statuses == {"gpt": "authentication_error", "old": "ok"}
+    gpt = next(item for item in payload["results"] if item["name"] == "gpt")
+    assert gpt["message"].startswith("authentication failed (HTTP 401): check the API key stored in the registry")
+    events = read_audit_events(connection, model="gpt")
+    assert events[-1].details["outcome"] == "failure"
+    assert events[-1].details["status"] == "authentication_error"
+    dump = connection.execute(text("SELECT details::text FROM registry_audit_events")).scalars().all()
+    assert dump and all(CANARY_KEY not in row for row in dump)
+    assert CANARY_KEY not in result.output
+
+
+@pytest.mark.db
+def test_from_db_needs_the_passphrase_for_stored_keys(
+    run_cli, fake_provider: FakeProvider, database_url: str, connection: Any
+) -> None:
+    from reconciler.audit import read_audit_events
+
+    _stored_models(connection, fake_provider)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("LLM_REGISTRY_ENCRYPTION_KEY", raising=False)
+        result = run_cli("test", "--from-db", "--database-url", database_url)
+        assert result.exit_code == 1
+        assert "LLM_REGISTRY_ENCRYPTION_KEY is not set" in result.stderr
+        assert fake_provider.request_count() == 0 and read_audit_events(connection) == []
+        # A model without a key needs no passphrase.
+        result = run_cli("test", "--from-db", "--database-url", database_url, "emb")
+        assert result.exit_code == 0, result.output
+
+
+@pytest.mark.db
+def test_from_db_unknown_name(run_cli, fake_provider: FakeProvider, database_url: str, connection: Any) -> None:
+    _stored_models(connection, fake_provider)
+    result = run_cli("test", "--from-db", "--database-url", database_url, "nope", env=_db_env())
+    assert result.exit_code == 1
+    assert "unknown model in the database: nope; known: emb, gpt, old" in result.stderr
+    result = run_cli("test", "--from-db", "--database-url", database_url, "nope", "gtp", env=_db_env())
+    assert "unknown models in the database: nope, gtp; known: emb, gpt, old" in result.stderr
+
+
+def test_database_url_without_from_db_is_refused(run_cli, tmp_path: Path) -> None:
+    result = run_cli("test", "--dir", str(tmp_path), "--database-url", "postgresql://nowhere/db")
+    assert result.exit_code == 1
+    assert "--database-url needs --from-db" in result.stderr
