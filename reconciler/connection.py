@@ -258,13 +258,21 @@ def display_endpoint(target: ConnectionTarget) -> str:
     return url
 
 
+# Below this length a key is replaced only where it stands alone, else a test key
+# such as "k" would turn "check" into "chec***".
+_SHORT_SECRET = 8
+
+
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
     """Replace every occurrence of each secret (raw or URL-encoded) with `***`."""
     for secret in secrets:
         if not secret:
             continue
-        for form in {secret, quote(secret, safe=""), quote(secret)}:
-            text = text.replace(form, "***")
+        for form in sorted({secret, quote(secret, safe=""), quote(secret)}, key=len, reverse=True):
+            if len(form) >= _SHORT_SECRET:
+                text = text.replace(form, "***")
+            else:
+                text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", "***", text)
     return text
 
 

@@ -144,6 +144,11 @@ def test_scrub_replaces_raw_and_url_encoded_key() -> None:
     assert scrub(text, [key, None, ""]) == "a *** b *** c"
 
 
+def test_scrub_short_keys_only_where_they_stand_alone() -> None:
+    assert scrub("check the key k: k", ["k"]) == "check the key ***: ***"
+    assert scrub(f"x{CANARY_KEY}y", [CANARY_KEY]) == "x***y"
+
+
 def test_display_endpoint_drops_credentials_in_url() -> None:
     shown = display_endpoint(_target(provider="ollama", api_endpoint="http://user:secret@ollama:11434"))
     assert shown == "http://ollama:11434" and "secret" not in shown
