@@ -11,8 +11,7 @@ from typing import Any, Sequence
 import click
 
 from reconciler.commands._common import database_url_option
-from reconciler.commands.plan import report_invalid, text_style, use_colour
-from reconciler.diagnostics import format_text
+from reconciler.commands.plan import report_diagnostics, text_style, use_colour
 from reconciler.errors import EXIT_ERROR, EXIT_OK, RegistryError
 
 
@@ -91,10 +90,9 @@ def command(
         try:
             registry, validation = load_registry(target)
         except InvalidRegistry as invalid:
-            report_invalid(invalid.result)
+            report_diagnostics(invalid.result)
             raise
-        for diagnostic in validation.warnings:
-            click.echo(format_text(diagnostic), err=True)
+        report_diagnostics(validation)
         source_dir = target
         if not (auto_approve or dry_run or _stdin_is_terminal()):
             raise RegistryError(

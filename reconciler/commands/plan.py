@@ -27,10 +27,10 @@ def text_style() -> Callable[..., str]:
     return lambda text, **_: text
 
 
-def report_invalid(result: Any) -> None:
-    """Print validation diagnostics the way `validate` does (errors to stderr)."""
+def report_diagnostics(result: Any) -> None:
+    """Print validation diagnostics the way `validate` does: to stderr, in file/line order."""
     for diagnostic in result.diagnostics:
-        click.echo(format_text(diagnostic), err=diagnostic.severity == "error")
+        click.echo(format_text(diagnostic), err=True)
 
 
 @click.command("plan")
@@ -68,10 +68,9 @@ def command(directory: Path, database_url: str | None, output_format: str, out: 
     try:
         registry, validation = load_registry(directory)
     except InvalidRegistry as invalid:
-        report_invalid(invalid.result)
+        report_diagnostics(invalid.result)
         raise
-    for diagnostic in validation.warnings:
-        click.echo(format_text(diagnostic), err=True)
+    report_diagnostics(validation)
 
     url = db.resolve_database_url(database_url)
     engine = db.create_engine(url)
