@@ -522,9 +522,10 @@ def _litellm() -> Any:
     litellm.num_retries = None
     litellm.set_verbose = False
     # Never LiteLLM's debug logging (it dumps requests), whatever LITELLM_LOG or the
-    # root logger's level says; its warnings still show.
+    # root logger's level says. Its warnings are about pricing and cost maps, noise in
+    # an apply's output: every outcome we care about is in the ConnectionResult.
     for logger_name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
-        logging.getLogger(logger_name).setLevel(logging.WARNING)
+        logging.getLogger(logger_name).setLevel(logging.ERROR)
     _LITELLM = litellm
     return litellm
 

@@ -32,15 +32,21 @@ mkdir -p .llm-registry
 
 # The fake provider on a free port, answering each embedding model with its declared
 # dimensions; stopped when the demo ends.
+# The port is remembered, so that a second run points at the same URL and finds
+# nothing to change.
 url_file=".llm-registry/fake-provider.url"
+port_file=".llm-registry/fake-provider.port"
+port="$(cat "$port_file" 2>/dev/null || echo 0)"
+(echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && port=0   # taken by something else
 rm -f "$url_file"
 # shellcheck disable=SC2046
-"$PY" -m tests.fakes.provider --port 0 $("$PY" scripts/demo_registry.py flags registry.d) >"$url_file" 2>/dev/null &
+"$PY" -m tests.fakes.provider --port "$port" $("$PY" scripts/demo_registry.py flags registry.d) >"$url_file" 2>/dev/null &
 fake_pid=$!
 trap 'kill $fake_pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$url_file" ] && break; sleep 0.1; done
 FAKE_URL="$(head -n1 "$url_file")"
 [ -n "$FAKE_URL" ] || { echo "error: the fake provider did not start" >&2; exit 1; }
+echo "${FAKE_URL##*:}" >"$port_file"
 
 # The example registry, every endpoint pointed at the fake provider.
 DEMO_DIR=".llm-registry/demo/registry.d"
