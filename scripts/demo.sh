@@ -24,18 +24,19 @@ PY="$VENV/bin/python"
 run() { echo; echo "\$ llm-registry $*"; "$PY" -m reconciler "$@"; }
 
 unset LLM_REGISTRY_DATABASE_URL   # the demo uses the embedded default
+HOME_DIR="${LLM_REGISTRY_HOME:-.llm-registry}"   # where the embedded cluster lives too
 if [ "${1:-}" = "--reset" ]; then
     "$PY" -m reconciler db stop >/dev/null 2>&1 || true
-    rm -rf .llm-registry
+    rm -rf "$HOME_DIR"
 fi
-mkdir -p .llm-registry
+mkdir -p "$HOME_DIR"
 
 # The fake provider on a free port, answering each embedding model with its declared
 # dimensions; stopped when the demo ends.
 # The port is remembered, so that a second run points at the same URL and finds
 # nothing to change.
-url_file=".llm-registry/fake-provider.url"
-port_file=".llm-registry/fake-provider.port"
+url_file="$HOME_DIR/fake-provider.url"
+port_file="$HOME_DIR/fake-provider.port"
 port="$(cat "$port_file" 2>/dev/null || echo 0)"
 (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && port=0   # taken by something else
 rm -f "$url_file"
@@ -49,7 +50,7 @@ FAKE_URL="$(head -n1 "$url_file")"
 echo "${FAKE_URL##*:}" >"$port_file"
 
 # The example registry, every endpoint pointed at the fake provider.
-DEMO_DIR=".llm-registry/demo/registry.d"
+DEMO_DIR="$HOME_DIR/demo/registry.d"
 "$PY" scripts/demo_registry.py copy registry.d "$DEMO_DIR" "$FAKE_URL"
 
 export LLM_REGISTRY_ENCRYPTION_KEY="demo-passphrase-not-for-production"
@@ -68,4 +69,4 @@ run plan "$DEMO_DIR" --detailed-exitcode
 run list
 run audit
 echo
-echo "Done. The registry lives in the embedded database under .llm-registry/ (stop it: llm-registry db stop)."
+echo "Done. The registry lives in the embedded database under $HOME_DIR/ (stop it: llm-registry db stop)."
