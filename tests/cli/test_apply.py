@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,19 @@ def test_rename_keeps_the_row_and_its_kb_links(run_cli: Any, registry_dir: Path,
     assert renamed["id"] == original["id"] and "nomic-embed" not in models_by_name(engine)
     (event,) = [e for e in audit_events(engine) if e["event_type"] == "MODEL_UPDATED"]
     assert event["details"]["renamed_from"] == "nomic-embed"
+
+
+def test_status_is_toggled_by_active_and_shown_by_list(run_cli: Any, registry_dir: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
+    """AC-7.9.9: a model's status is displayed and can be toggled."""
+    apply(run_cli, registry_dir, database_url)
+    write_story_registry(registry_dir, fake_provider, **{"gpt-4o-mini": {"active": False, "default": False}})
+    result = apply(run_cli, registry_dir, database_url)
+    assert result.exit_code == 0, result.output
+    assert "~ active  = true -> false" in result.stdout
+    listed = run_cli("list", "--database-url", database_url, "--format", "json")
+    status = {row["name"]: row for row in json.loads(listed.stdout)["models"]}
+    assert status["gpt-4o-mini"]["active"] is False and status["nomic-embed"]["active"] is True
+    table = run_cli("list", "--database-url", database_url).stdout
+    assert [line.split()[4] for line in table.splitlines()[1:]] == ["Inactive", "Active"]
+    # Inactive models are not connection-tested: only the embedding model was asked, once, by the first apply.
+    assert fake_provider.request_count("gpt-4o-mini") == 1
