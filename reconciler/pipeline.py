@@ -23,9 +23,9 @@ from reconciler.validate import ValidationResult, validate_directory
 class InvalidRegistry(RegistryError):
     """The registry files do not validate; the result holds every diagnostic."""
 
-    def __init__(self, result: ValidationResult) -> None:
+    def __init__(self, directory: Path, result: ValidationResult) -> None:
         count = len(result.errors)
-        super().__init__(f"the registry has {count} error{'s' * (count != 1)}; nothing was planned")
+        super().__init__(f"invalid registry: {count} error{'s' * (count != 1)} in {directory}; nothing was done")
         self.result = result
 
 
@@ -33,7 +33,7 @@ def load_registry(directory: Path) -> tuple[RegistrySpec, ValidationResult]:
     """Validate the directory; raise InvalidRegistry (with the diagnostics) when it is not valid."""
     result = validate_directory(directory)
     if not result.ok or result.spec is None:
-        raise InvalidRegistry(result)
+        raise InvalidRegistry(directory, result)
     return result.spec, result
 
 

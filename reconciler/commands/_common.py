@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sqlalchemy.engine import Connection, Engine
+
+    from reconciler.spec import RegistrySpec
+    from reconciler.validate import ValidationResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,16 +76,45 @@ def database_engine(database_url: str | None, *, require_head: bool = True) -> I
 
 
 @contextlib.contextmanager
-def open_database(database_url: str | None, *, require_head: bool = True) -> Iterator["Connection"]:
-    """One connection on the command's database (see `database_engine`); rolled back unless committed."""
+def open_database(
+    database_url: str | None, *, require_head: bool = True, isolation_level: str | None = None
+) -> Iterator["Connection"]:
+    """One connection on the command's database (see `database_engine`); rolled back unless committed.
+
+    `isolation_level` (e.g. "REPEATABLE READ", one snapshot for every read) applies
+    from the first statement on. With `require_head=False` no statement has run yet, so
+    the caller may begin its own transaction.
+    """
     from reconciler import db
 
     url = db.resolve_database_url(database_url)
     engine = db.create_engine(url)
     try:
         with db.connect(engine, url) as connection:
+            if isolation_level is not None:
+                connection.execution_options(isolation_level=isolation_level)
             if require_head:
                 db.require_schema_at_head(connection)
             yield connection
     finally:
         engine.dispose()
+
+
+def load_registry_reporting(directory: "Path") -> tuple["RegistrySpec", "ValidationResult"]:
+    """Validate the registry for a command that goes on to the database.
+
+    Diagnostics are printed as `validate` prints them (stderr, file/line order); an
+    invalid registry raises InvalidRegistry (exit 1) before anything else happens.
+    """
+    from reconciler.diagnostics import format_text
+    from reconciler.pipeline import InvalidRegistry, load_registry
+
+    try:
+        registry, validation = load_registry(directory)
+    except InvalidRegistry as invalid:
+        for diagnostic in invalid.result.diagnostics:
+            click.echo(format_text(diagnostic), err=True)
+        raise
+    for diagnostic in validation.diagnostics:
+        click.echo(format_text(diagnostic), err=True)
+    return registry, validation

@@ -10,8 +10,8 @@ from typing import Any, Sequence
 
 import click
 
-from reconciler.commands._common import database_url_option
-from reconciler.commands.plan import report_diagnostics, text_style, use_colour
+from reconciler.commands._common import database_url_option, load_registry_reporting, open_database
+from reconciler.commands.plan import text_style, use_colour
 from reconciler.errors import EXIT_ERROR, EXIT_OK, RegistryError
 
 
@@ -72,10 +72,8 @@ def command(
     Exit codes: 0 applied (or nothing to do), 1 error or failed connection test,
     3 the plan holds a blocked change.
     """
-    from reconciler import db
     from reconciler.apply import ApplyOptions, ConnectionTestsFailed, Hooks, apply_registry, default_revision
     from reconciler.audit import default_actor
-    from reconciler.pipeline import InvalidRegistry, load_registry
     from reconciler.planfile import read_planfile
     from reconciler.render import render_text
 
@@ -87,12 +85,7 @@ def command(
         allow_delete_all = allow_delete_all or saved.allow_delete_all
         source_dir = Path(saved.directory) if saved.directory else None
     else:
-        try:
-            registry, validation = load_registry(target)
-        except InvalidRegistry as invalid:
-            report_diagnostics(invalid.result)
-            raise
-        report_diagnostics(validation)
+        registry, _ = load_registry_reporting(target)
         source_dir = target
         if not (auto_approve or dry_run or _stdin_is_terminal()):
             raise RegistryError(
@@ -135,16 +128,13 @@ def command(
             message = "" if result.ok else f"  {result.status}: {result.message}"
             click.echo(f"  {mark} {result.name} ({result.latency_ms} ms){message}", color=use_colour())
 
-    url = db.resolve_database_url(database_url)
-    engine = db.create_engine(url)
     try:
-        with db.connect(engine, url) as connection:
+        # apply_registry checks the schema inside its own transaction.
+        with open_database(database_url, require_head=False) as connection:
             outcome = apply_registry(connection, registry, os.environ, options, CliHooks(), saved)
     except ConnectionTestsFailed as failed:
         click.echo(f"error: {failed.message}", err=True)
         return EXIT_ERROR
-    finally:
-        engine.dispose()
 
     plan = outcome.plan
     if outcome.declined:

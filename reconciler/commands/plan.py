@@ -9,8 +9,7 @@ from typing import Any, Callable
 
 import click
 
-from reconciler.commands._common import database_url_option
-from reconciler.diagnostics import format_text
+from reconciler.commands._common import database_url_option, load_registry_reporting, open_database
 from reconciler.errors import EXIT_BLOCKED, EXIT_CHANGES, EXIT_OK
 
 
@@ -25,12 +24,6 @@ def text_style() -> Callable[..., str]:
     if use_colour():
         return click.style
     return lambda text, **_: text
-
-
-def report_diagnostics(result: Any) -> None:
-    """Print validation diagnostics the way `validate` does: to stderr, in file/line order."""
-    for diagnostic in result.diagnostics:
-        click.echo(format_text(diagnostic), err=True)
 
 
 @click.command("plan")
@@ -59,29 +52,15 @@ def command(directory: Path, database_url: str | None, output_format: str, out: 
       2  the plan has changes (with --detailed-exitcode)
       3  the plan holds a blocked change
     """
-    from reconciler import db
-    from reconciler.pipeline import InvalidRegistry, load_registry, plan_registry
+    from reconciler.pipeline import plan_registry
     from reconciler.planfile import write_planfile
     from reconciler.render import render_github, render_json, render_markdown, render_text
     from reconciler.state import read_state
 
-    try:
-        registry, validation = load_registry(directory)
-    except InvalidRegistry as invalid:
-        report_diagnostics(invalid.result)
-        raise
-    report_diagnostics(validation)
-
-    url = db.resolve_database_url(database_url)
-    engine = db.create_engine(url)
-    try:
-        with db.connect(engine, url) as connection:
-            # One snapshot for every query: models and KB links agree with each other.
-            connection.execution_options(isolation_level="REPEATABLE READ")
-            db.require_schema_at_head(connection)
-            state = read_state(connection)
-    finally:
-        engine.dispose()
+    registry, _ = load_registry_reporting(directory)
+    # One snapshot for every query: models and KB links agree with each other.
+    with open_database(database_url, isolation_level="REPEATABLE READ") as connection:
+        state = read_state(connection)
 
     run = plan_registry(registry, state, os.environ, allow_delete_all=allow_delete_all)
     plan = run.plan

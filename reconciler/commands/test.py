@@ -70,16 +70,11 @@ def _is_active(model: Any) -> bool:
 
 
 def targets_from_directory(directory: Path, names: Sequence[str], environ: Mapping[str, str]) -> tuple[list[ConnectionTarget], list[str]]:
-    """Validate the registry directory and build the targets to test."""
-    from reconciler.diagnostics import format_text
-    from reconciler.validate import validate_directory
+    """Validate the registry directory (diagnostics printed as `validate` does) and build the targets."""
+    from reconciler.commands._common import load_registry_reporting
 
-    result = validate_directory(directory)
-    if result.spec is None:
-        for diagnostic in result.diagnostics:
-            click.echo(format_text(diagnostic), err=True)
-        raise RegistryError(f"{directory}: invalid registry; fix it first (llm-registry validate {directory})")
-    models, skipped = select_models(result.spec.models, names)
+    registry, _ = load_registry_reporting(directory)
+    models, skipped = select_models(registry.models, names)
     return [target_from_model(model, _env_key(model, environ)) for model in models], skipped
 
 
