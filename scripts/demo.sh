@@ -9,18 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VENV="${LLM_REGISTRY_VENV:-.venv}"
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-fi
-log="$(mktemp)"
-if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e . >"$log" 2>&1; then
-    cat "$log" >&2
-    echo "error: installing llm-registry failed (see above)" >&2
-    exit 1
-fi
-rm -f "$log"
-PY="$VENV/bin/python"
+# shellcheck source=scripts/venv.sh
+source scripts/venv.sh
+install_into_venv .
 run() { echo; echo "\$ llm-registry $*"; "$PY" -m reconciler "$@"; }
 
 unset LLM_REGISTRY_DATABASE_URL   # the demo uses the embedded default

@@ -7,15 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VENV="${LLM_REGISTRY_VENV:-.venv}"
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-fi
-log="$(mktemp)"
-if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]' >"$log" 2>&1; then
-    cat "$log" >&2
-    echo "error: installing llm-registry and its dev dependencies failed (see above)" >&2
-    exit 1
-fi
-rm -f "$log"
-exec "$VENV/bin/python" -m pytest "$@"
+# shellcheck source=scripts/venv.sh
+source scripts/venv.sh
+install_into_venv '.[dev]'
+exec "$PY" -m pytest "$@"
