@@ -11,7 +11,8 @@ and times, in a fresh subprocess per run:
 - the floor: a process that only parses the same files with yaml's C loader and
   runs one `SELECT * FROM llm_models` through psycopg.
 
-It prints the median wall time, the ratio to the floor, the peak RSS of the
+The floor runs in turns with the plan runs, so that other load on the machine
+hits both alike. It prints the median wall time, the ratio to the floor, the peak RSS of the
 process and the time per model, plus the marginal cost per model between sizes
 (equal figures mean linear growth). Goals (issue 4): at 10,000 models a no-op or
 1%-drift plan within 2x the floor and under 300 MB peak. Figures only, never an
@@ -353,25 +354,46 @@ def command_prefix() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "reconciler"]
 
 
-def measure(argv: list[str], env: dict[str, str], repeat: int, expect_returncode: int, expect_last_line: str | None) -> Figures:
-    """Run `argv` once to warm up, then `repeat` times, each in a fresh measuring process."""
-    times, peaks = [], []
-    for run in range(repeat + 1):
-        done = subprocess.run(
-            [sys.executable, "-c", MEASURE, json.dumps(argv)], capture_output=True, text=True, env=env, check=False
+@dataclass(frozen=True)
+class Command:
+    """A command to measure and what it must end with (so a broken run is never timed)."""
+
+    argv: list[str]
+    returncode: int
+    last_line: str
+
+
+def run_once(command: Command, env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one run, in a fresh measuring process."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, json.dumps(command.argv)], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode != 0:
+        raise BenchError(f"the measuring process failed: {done.stderr.strip()[-500:]}")
+    result = json.loads(done.stdout)
+    if result["returncode"] != command.returncode or result["last_line"] != command.last_line:
+        raise BenchError(
+            f"{' '.join(command.argv[:2])} ... exited {result['returncode']} (expected {command.returncode}); "
+            f"last line {result['last_line']!r} (expected {command.last_line!r}); "
+            f"stderr: {result['stderr'].strip()[-500:]}"
         )
-        if done.returncode != 0:
-            raise BenchError(f"the measuring process failed: {done.stderr.strip()[-500:]}")
-        result = json.loads(done.stdout)
-        if result["returncode"] != expect_returncode or (expect_last_line and result["last_line"] != expect_last_line):
-            raise BenchError(
-                f"{' '.join(argv[:2])} ... exited {result['returncode']} (expected {expect_returncode}); "
-                f"last line {result['last_line']!r} (expected {expect_last_line!r}); stderr: {result['stderr'].strip()[-500:]}"
-            )
-        if run:  # the first run only warms caches
-            times.append(result["seconds"])
-            peaks.append(result["peak_kib"] / 1024)
-    return Figures(statistics.median(times), max(peaks), repeat)
+    return result["seconds"], result["peak_kib"] / 1024
+
+
+def measure(commands: dict[str, Command], env: dict[str, str], repeat: int) -> dict[str, list[tuple[float, float]]]:
+    """Run the commands in turns (so a busy moment of the machine hits them alike), once to warm up, then `repeat` times."""
+    runs: dict[str, list[tuple[float, float]]] = {label: [] for label in commands}
+    for round_number in range(repeat + 1):
+        for label, command in commands.items():
+            figures = run_once(command, env)
+            if round_number:  # the first round only warms caches
+                runs[label].append(figures)
+    return runs
+
+
+def summarise(runs: list[tuple[float, float]]) -> Figures:
+    """Median wall time and the largest peak RSS."""
+    return Figures(statistics.median(t for t, _ in runs), max(m for _, m in runs), len(runs))
 
 
 @dataclass(frozen=True)
@@ -405,11 +427,16 @@ def run_size(scratch: ScratchDatabase, size: int, repeat: int, workdir: Path) ->
         copy_rows(connection, rows, ciphertext)
         connection.commit()
         add_knowledge_bases(connection, rows, rng)
-        noop = measure(plan, env, repeat, 0, "No changes. The registry in the database matches the definitions.")
-        floor = measure(floor_argv, env, repeat, 0, f"{size} models, {size} rows")
+        floor = Command(floor_argv, 0, f"{size} models, {size} rows")
+        noop = Command(plan, 0, "No changes. The registry in the database matches the definitions.")
+        before = measure({"floor": floor, "noop": noop}, env, repeat)
         drift = apply_drift(connection, rows, ciphertext, rng)
-        drifted = measure(plan, env, repeat, 2, drift.summary())
-    return SizeResult(size, files, drift, floor, noop, drifted)
+        drifted = Command(plan, 2, drift.summary())
+        floor_after = Command(floor_argv, 0, f"{size} models, {size - drift.creates + drift.deletes} rows")
+        after = measure({"floor": floor_after, "drift": drifted}, env, repeat)
+    return SizeResult(
+        size, files, drift, summarise(before["floor"] + after["floor"]), summarise(before["noop"]), summarise(after["drift"])
+    )
 
 
 # ----------------------------------------------------------------------------- report
@@ -439,7 +466,7 @@ def print_table(results: list[SizeResult], repeat: int) -> None:
             ]
             print(f"  {before.size:,} -> {after.size:,}: " + ", ".join(cells))
     print()
-    print(f"median of {repeat} runs after one warm-up; peak = largest RSS high-water mark of the process over the runs")
+    print(f"median of {repeat} runs (floor: {2 * repeat}) after one warm-up round; peak = largest RSS high-water mark of the process over the runs")
     print("goals (issue 4): at 10,000 models, no-op and 1%-drift plan within 2x the floor and under 300 MB; linear growth")
     for result in results:
         if result.size == 10_000:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
 from reconciler import MANAGED_BY
 from reconciler.diagnostics import Location
@@ -180,14 +180,14 @@ def compute_plan(
     resolved now (variable or passphrase unset).
     """
     rows = state.by_name()
+    records = [desired_record(model) for model in registry.models]
     claimed: set[str] = {model.name for model in registry.models if model.name in rows}
     actions: list[Action] = []
     unchanged: list[str] = []
     unchecked: list[str] = []
     planned_keys: dict[str, str | None] = {}
 
-    for model in registry.models:
-        desired = desired_record(model)
+    for model, desired in zip(registry.models, records):
         desired_fp = key_fingerprints.get(model.name) if model.api_key is not None else None
         planned_keys[model.name] = desired_fp
         location = registry.locations.get(model.name)
@@ -237,15 +237,20 @@ def compute_plan(
         unchanged=tuple(sorted(unchanged)),
         unchecked_keys=tuple(sorted(unchecked)),
         state_fingerprint=state_fingerprint(state),
-        spec_fingerprint=spec_fingerprint(registry),
+        spec_fingerprint=spec_fingerprint(registry, records),
         key_fingerprints=planned_keys,
     )
 
 
-def spec_fingerprint(registry: RegistrySpec) -> str:
-    """A digest of what git declares (key references, not key values)."""
+def spec_fingerprint(registry: RegistrySpec, records: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """A digest of what git declares (key references, not key values).
+
+    `records`, when the caller has them already, is `desired_record` of each model in order.
+    """
+    if records is None:
+        records = [desired_record(model) for model in registry.models]
     canonical = [
-        [model.name, sorted(model.previous_names), desired_record(model)] for model in registry.models
+        [model.name, sorted(model.previous_names), record] for model, record in zip(registry.models, records)
     ]
     payload = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(payload.encode()).hexdigest()

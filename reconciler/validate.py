@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler import spec
 from reconciler.diagnostics import Diagnostic, Location, error, has_errors, warning
-from reconciler.load import Document, Path_, load_directory
+from reconciler.load import Document, Path_, collector_paused, load_directory
 
 _YAML_TYPE_NAMES = {
     str: "a string",
@@ -76,8 +76,9 @@ class ValidationResult:
 
 def validate_directory(directory: Path) -> ValidationResult:
     """Load and validate every registry file under `directory` (or one file)."""
-    documents, load_diagnostics = load_directory(directory)
-    registry, diagnostics = validate_documents(documents)
+    with collector_paused():
+        documents, load_diagnostics = load_directory(directory)
+        registry, diagnostics = validate_documents(documents)
     every = sorted([*load_diagnostics, *diagnostics], key=Diagnostic.sort_key)
     return ValidationResult(
         spec=None if has_errors(every) else registry,
@@ -104,7 +105,7 @@ class _Facts:
     path: Path_
 
 
-def _facts(document: Document, path: Path_, raw: Any) -> _Facts | None:
+def _facts(document: Document, path: Path_, raw: Any, location: Location) -> _Facts | None:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         return None
     previous = raw.get("previous_names")
@@ -114,7 +115,7 @@ def _facts(document: Document, path: Path_, raw: Any) -> _Facts | None:
         active=raw.get("active", True) is not False,
         default=raw.get("default") is True,
         previous_names=tuple((i, n) for i, n in enumerate(previous) if isinstance(n, str)) if isinstance(previous, list) else (),
-        location=document.location(path),
+        location=location,
         document=document,
         path=path,
     )
@@ -133,10 +134,11 @@ def validate_documents(documents: Iterable[Document]) -> tuple[spec.RegistrySpec
     for document in documents:
         for index, raw in _file_models(document, diagnostics):
             path: Path_ = ("models", index)
+            location = document.location(path)
             model = _validate_model(document, path, raw, diagnostics)
             if model is not None:
-                valid.append((model, document.location(path)))
-            fact = _facts(document, path, raw)
+                valid.append((model, location))
+            fact = _facts(document, path, raw, location)
             if fact is not None:
                 facts.append(fact)
     diagnostics.extend(_cross_file_rules(facts))
