@@ -13,9 +13,7 @@ data itself so that it can:
 
 from __future__ import annotations
 
-import gc
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -467,25 +465,6 @@ def load_file(path: Path, shown: str | None = None) -> tuple[Document | None, li
     finally:
         if loader is not None:
             loader.dispose()
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a registry is read and validated.
-
-    Reading a large registry allocates millions of small objects that either live on
-    (the data, the positions, the models) or are freed by reference counting (the
-    YAML nodes); they form no garbage cycles. Left running, the collector traverses
-    every surviving object again each time enough new ones have accumulated: more
-    than a third of the loader's time at 10,000 models. It runs again afterwards.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def load_directory(root: Path) -> tuple[list[Document], list[Diagnostic]]:

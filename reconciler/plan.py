@@ -24,6 +24,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 from reconciler import MANAGED_BY
 from reconciler.diagnostics import Location
+from reconciler.gc_pause import collector_paused
 from reconciler.spec import RECORD_FIELDS, ModelDefinition, RegistrySpec, desired_record
 from reconciler.state import RegistryState, StoredModel, state_fingerprint
 
@@ -168,6 +169,7 @@ def _find_row(model: ModelDefinition, rows: Mapping[str, StoredModel], claimed: 
     return None, None
 
 
+@collector_paused()
 def compute_plan(
     registry: RegistrySpec,
     state: RegistryState,

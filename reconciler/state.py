@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from reconciler import MANAGED_BY
+from reconciler.gc_pause import collector_paused
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def state_fingerprint(state: RegistryState) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+@collector_paused()
 def read_state(connection: Any) -> RegistryState:
     """Read the whole registry in two queries (models, then KBs), whatever its size.
 

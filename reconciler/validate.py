@@ -24,7 +24,8 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler import spec
 from reconciler.diagnostics import Diagnostic, Location, error, has_errors, warning
-from reconciler.load import Document, Path_, collector_paused, load_directory
+from reconciler.gc_pause import collector_paused
+from reconciler.load import Document, Path_, load_directory
 
 _YAML_TYPE_NAMES = {
     str: "a string",
@@ -77,14 +78,17 @@ class ValidationResult:
 def validate_directory(directory: Path) -> ValidationResult:
     """Load and validate every registry file under `directory` (or one file)."""
     with collector_paused():
-        documents, load_diagnostics = load_directory(directory)
-        registry, diagnostics = validate_documents(documents)
+        registry, every, files = _load_and_validate(directory)
+    return ValidationResult(spec=None if has_errors(every) else registry, diagnostics=tuple(every), files=files)
+
+
+def _load_and_validate(directory: Path) -> tuple[spec.RegistrySpec, list[Diagnostic], tuple[str, ...]]:
+    # The documents (data and positions of every file) are dropped on return, before
+    # the garbage collector resumes: it then looks at the spec only.
+    documents, load_diagnostics = load_directory(directory)
+    registry, diagnostics = validate_documents(documents)
     every = sorted([*load_diagnostics, *diagnostics], key=Diagnostic.sort_key)
-    return ValidationResult(
-        spec=None if has_errors(every) else registry,
-        diagnostics=tuple(every),
-        files=tuple(document.file for document in documents),
-    )
+    return registry, every, tuple(document.file for document in documents)
 
 
 @dataclass(frozen=True)
