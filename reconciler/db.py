@@ -227,18 +227,32 @@ def upgrade(connection: "Connection", revision: str = "head") -> UpgradeResult:
     return UpgradeResult(before, after)
 
 
+# The newest revision under migrations/versions. Every command checks the schema
+# against it, so it is a constant rather than a question to Alembic (whose import
+# costs more than the rest of the check); tests/integration/test_schema.py keeps the
+# two equal.
+SCHEMA_HEAD = "0001"
+
+
+def stored_revision(connection: "Connection") -> str | None:
+    """The revision in the version table, or None when there is none; never raises for a missing table.
+
+    Plain SQL (no Alembic), and no failing statement: safe inside a caller's transaction.
+    """
+    from sqlalchemy import text
+
+    table = connection.execute(text("SELECT to_regclass(:name)"), {"name": _version_table()}).scalar()
+    if table is None:
+        return None
+    return connection.execute(text(f"SELECT version_num FROM {_version_table()} LIMIT 1")).scalar()
+
+
 def require_schema_at_head(connection: "Connection") -> None:
     """Raise a RegistryError naming `llm-registry db upgrade` unless the schema is at head."""
-    from sqlalchemy.exc import ProgrammingError
-
-    try:
-        current = current_revision(connection)
-    except ProgrammingError:
-        connection.rollback()
-        current = None
-    head = head_revision()
-    if current == head:
+    current = stored_revision(connection)
+    if current == SCHEMA_HEAD:
         return
+    head = head_revision()
     if current is None:
         raise RegistryError(
             "the database has no llm-registry schema yet: run `llm-registry db upgrade` first"

@@ -25,6 +25,7 @@ Nothing here puts a key, or the passphrase, into an exception, a repr or a log l
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
@@ -77,6 +78,7 @@ def encryption_passphrase(environ: Mapping[str, str]) -> str:
     return passphrase
 
 
+@functools.lru_cache(maxsize=4)  # one derivation per passphrase, not one per model
 def _fingerprint_key(passphrase: str) -> bytes:
     return hmac.new(passphrase.encode("utf-8"), _FINGERPRINT_CONTEXT, hashlib.sha256).digest()
 

@@ -296,3 +296,23 @@ def test_require_schema_at_head_names_db_upgrade(unmigrated_database_url: str, e
     with engine.connect() as connection:
         with pytest.raises(RegistryError, match=r"revision 0000.*llm-registry db upgrade"):
             db.require_schema_at_head(connection)
+
+
+def test_the_schema_head_constant_is_alembics_head() -> None:
+    """db.SCHEMA_HEAD spares every command an Alembic import; it must follow the migrations."""
+    from reconciler import db
+
+    assert db.SCHEMA_HEAD == db.head_revision()
+
+
+def test_stored_revision_reads_the_version_table_without_failing_a_transaction(database_url: str, unmigrated_database_url: str) -> None:
+    from reconciler import db
+
+    for url, expected in ((database_url, db.SCHEMA_HEAD), (unmigrated_database_url, None)):
+        engine = db.create_engine(url)
+        try:
+            with engine.connect() as connection, connection.begin():
+                assert db.stored_revision(connection) == expected
+                assert connection.exec_driver_sql("SELECT 1").scalar() == 1  # the transaction is still usable
+        finally:
+            engine.dispose()
