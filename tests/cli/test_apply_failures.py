@@ -158,23 +158,20 @@ def test_a_plan_made_on_an_empty_database_is_stale_once_it_is_not(run_cli: Any, 
     assert snapshot(engine) == before
 
 
-def test_missing_passphrase_is_a_clear_error_and_writes_nothing(run_cli: Any, registry_dir: Path, database_url: str, engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("LLM_REGISTRY_ENCRYPTION_KEY", raising=False)
+@pytest.mark.parametrize(
+    ("unset", "message"),
+    [
+        ("LLM_REGISTRY_ENCRYPTION_KEY", "LLM_REGISTRY_ENCRYPTION_KEY is not set"),
+        ("OPENAI_API_KEY", "API key variables are not set: OPENAI_API_KEY (for gpt-4o-mini)"),
+    ],
+)
+def test_a_missing_secret_is_named_and_nothing_is_written(run_cli: Any, registry_dir: Path, database_url: str, engine: Any, monkeypatch: pytest.MonkeyPatch, unset: str, message: str) -> None:
+    monkeypatch.delenv(unset, raising=False)
     before = snapshot(engine)
-    env = {k: v for k, v in APPLY_ENV.items() if k != "LLM_REGISTRY_ENCRYPTION_KEY"}
+    env = {k: v for k, v in APPLY_ENV.items() if k != unset}
     result = run_cli("apply", str(registry_dir), "--database-url", database_url, "--auto-approve", env=env)
     assert result.exit_code == 1
-    assert "LLM_REGISTRY_ENCRYPTION_KEY is not set" in result.stderr
-    assert snapshot(engine) == before
-
-
-def test_missing_key_variable_is_named_and_writes_nothing(run_cli: Any, registry_dir: Path, database_url: str, engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    before = snapshot(engine)
-    env = {k: v for k, v in APPLY_ENV.items() if k != "OPENAI_API_KEY"}
-    result = run_cli("apply", str(registry_dir), "--database-url", database_url, "--auto-approve", env=env)
-    assert result.exit_code == 1
-    assert "API key variables are not set: OPENAI_API_KEY (for gpt-4o-mini)" in result.stderr
+    assert message in result.stderr
     assert snapshot(engine) == before
 
 
