@@ -214,8 +214,11 @@ def _columns(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def _write_order(plan: Plan) -> list[Action]:
     """Updates that clear a default first, then deletes, other updates, creates."""
-    clearing = [a for a in plan.actions if a.kind == "update" and any(c.field == "is_default" and c.before and not c.after for c in a.changes)]
-    rest = [a for a in plan.actions if a not in clearing]
+    def clears_default(action: Action) -> bool:
+        return action.kind == "update" and any(c.field == "is_default" and c.before and not c.after for c in action.changes)
+
+    clearing = [a for a in plan.actions if clears_default(a)]
+    rest = [a for a in plan.actions if not clears_default(a)]
     order = {"delete": 0, "update": 1, "create": 2}
     return clearing + sorted(rest, key=lambda a: (order[a.kind], a.name))
 

@@ -71,12 +71,14 @@ def format_json(diagnostics: Iterable[Diagnostic]) -> str:
     return json.dumps(rows, indent=2)
 
 
-def _escape_github_data(value: str) -> str:
+def escape_github_data(value: str) -> str:
+    """Escape a workflow command's message (%, CR, LF)."""
     return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _escape_github_property(value: str) -> str:
-    return _escape_github_data(value).replace(":", "%3A").replace(",", "%2C")
+def escape_github_property(value: str) -> str:
+    """Escape a workflow command's property value (also ':' and ',')."""
+    return escape_github_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
 def format_github(diagnostic: Diagnostic) -> str:
@@ -85,7 +87,7 @@ def format_github(diagnostic: Diagnostic) -> str:
     if diagnostic.location:
         loc = diagnostic.location
         properties = (
-            f" file={_escape_github_property(loc.file)},line={loc.line},col={loc.column}"
-            f",title={_escape_github_property('llm-registry ' + diagnostic.code)}"
+            f" file={escape_github_property(loc.file)},line={loc.line},col={loc.column}"
+            f",title={escape_github_property('llm-registry ' + diagnostic.code)}"
         )
-    return f"::{diagnostic.severity}{properties}::{_escape_github_data(diagnostic.message)}"
+    return f"::{diagnostic.severity}{properties}::{escape_github_data(diagnostic.message)}"

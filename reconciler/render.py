@@ -10,7 +10,7 @@ import json
 from typing import Any, Callable, Iterable
 
 from reconciler import __version__
-from reconciler.diagnostics import _escape_github_data, _escape_github_property
+from reconciler.diagnostics import escape_github_data, escape_github_property
 from reconciler.plan import KEY_CHANGED, KEY_NONE, KEY_SET, KEY_UNKNOWN, Action, FieldChange, Plan
 from reconciler.spec import yaml_field_name
 
@@ -248,12 +248,12 @@ def render_github(plan: Plan) -> str:
         where = ""
         if action.location:
             loc = action.location
-            where = f" file={_escape_github_property(loc.file)},line={loc.line},col={loc.column}"
+            where = f" file={escape_github_property(loc.file)},line={loc.line},col={loc.column}"
         message = f"{action.kind} of {action.name} blocked: " + "; ".join(action.blocked)
-        lines.append(f"::error{where},title=llm-registry blocked::{_escape_github_data(message)}" if where else f"::error title=llm-registry blocked::{_escape_github_data(message)}")
+        lines.append(f"::error{where},title=llm-registry blocked::{escape_github_data(message)}" if where else f"::error title=llm-registry blocked::{escape_github_data(message)}")
     for reason in plan.refusals:
-        lines.append(f"::error title=llm-registry refused::{_escape_github_data(reason)}")
+        lines.append(f"::error title=llm-registry refused::{escape_github_data(reason)}")
     for note in plan.warnings:
-        lines.append(f"::warning title=llm-registry::{_escape_github_data(note)}")
-    lines.append(f"::notice title=llm-registry plan::{_escape_github_data(summary_line(plan))}")
+        lines.append(f"::warning title=llm-registry::{escape_github_data(note)}")
+    lines.append(f"::notice title=llm-registry plan::{escape_github_data(summary_line(plan))}")
     return "\n".join(lines)
