@@ -87,3 +87,20 @@ def test_plan_reports_an_unreachable_database_cleanly(run_cli: Any, registry_dir
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1].startswith("error: cannot connect to the database postgresql+psycopg://nobody:***@127.0.0.1:1/registry")
     assert "hunter2" not in result.output and "Traceback" not in result.output
+
+
+def test_a_full_plan_run_never_imports_litellm(registry_dir: Path, database_url: str) -> None:
+    """LiteLLM costs seconds to import: only connection tests may load it (issue 5)."""
+    import os
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "reconciler", "plan", str(registry_dir), "--database-url", database_url],
+        capture_output=True, text=True, env={**os.environ, **APPLY_ENV}, timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "Plan: 2 to create" in completed.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in completed.stderr.splitlines() if line.startswith("import time:")]
+    assert "sqlalchemy" in imported  # the check does see the imports of the run
+    assert not [name for name in imported if name.split(".")[0] == "litellm"]
