@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from reconciler import MANAGED_BY
-from reconciler.audit import AuditEvent, new_run_id, write_audit_events
+from reconciler.audit import AuditEvent, connection_tested_event, new_run_id, write_audit_events
 from reconciler.connection import ConnectionResult, ConnectionTarget, run_connection_tests, target_from_model
 from reconciler.errors import EXIT_BLOCKED, RegistryError
 from reconciler.pipeline import plan_registry
@@ -307,18 +307,6 @@ def _test_targets(plan: Plan, registry: RegistrySpec, keys: Mapping[str, str]) -
     ]
 
 
-def _test_events(results: Sequence[ConnectionResult], ids: Mapping[str, str | None]) -> list[AuditEvent]:
-    return [
-        AuditEvent(
-            "MODEL_CONNECTION_TESTED",
-            result.name,
-            ids.get(result.name),
-            {"outcome": "success" if result.ok else "failure", "status": result.status, "latency_ms": result.latency_ms, "message": result.message},
-        )
-        for result in results
-    ]
-
-
 # ----------------------------------------------------------------------------- the run
 
 
@@ -367,7 +355,7 @@ def apply_registry(
 
         events = write_changes(connection, plan, state, keys, passphrase, {r.name: r for r in results}, options.skip_connection_tests)
         ids = {event.model_name: event.model_id for event in events}
-        events = _test_events(results, ids) + events
+        events = [connection_tested_event(r, ids.get(r.name)) for r in results] + events
         write_audit_events(connection, events, run_id=options.run_id, actor=options.actor, source_revision=options.revision)
         if options.dry_run:
             transaction.rollback()

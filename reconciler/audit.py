@@ -22,6 +22,8 @@ from reconciler.tables import AUDIT_EVENT_TYPES
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from reconciler.connection import ConnectionResult
+
 MODEL_CREATED = "MODEL_CREATED"
 MODEL_UPDATED = "MODEL_UPDATED"
 MODEL_DELETED = "MODEL_DELETED"
@@ -109,6 +111,21 @@ def _refuse_key_values(value: Any) -> None:
     elif isinstance(value, (list, tuple)):
         for item in value:
             _refuse_key_values(item)
+
+
+def connection_tested_event(result: "ConnectionResult", model_id: str | None) -> AuditEvent:
+    """The MODEL_CONNECTION_TESTED event of one test, as `apply` and `test --from-db` record it."""
+    return AuditEvent(
+        MODEL_CONNECTION_TESTED,
+        result.name,
+        model_id,
+        {
+            "outcome": "success" if result.ok else "failure",
+            "status": result.status,
+            "latency_ms": result.latency_ms,
+            "message": result.message,
+        },
+    )
 
 
 def new_run_id() -> str:

@@ -118,24 +118,10 @@ def record_audit_events(
     database_url: str | None, model_ids: Sequence[str], results: Sequence[ConnectionResult], environ: Mapping[str, str]
 ) -> None:
     """One MODEL_CONNECTION_TESTED event per tested model, in one transaction."""
-    from reconciler.audit import MODEL_CONNECTION_TESTED, AuditEvent, default_actor, new_run_id, write_audit_events
+    from reconciler.audit import connection_tested_event, default_actor, new_run_id, write_audit_events
     from reconciler.commands._common import open_database
 
-    events = [
-        AuditEvent(
-            MODEL_CONNECTION_TESTED,
-            result.name,
-            model_id,
-            # The same details as apply records for its tests.
-            {
-                "outcome": "success" if result.ok else "failure",
-                "status": result.status,
-                "latency_ms": result.latency_ms,
-                "message": result.message,
-            },
-        )
-        for model_id, result in zip(model_ids, results)
-    ]
+    events = [connection_tested_event(result, model_id) for model_id, result in zip(model_ids, results)]
     if not events:
         return
     with open_database(database_url) as connection:
