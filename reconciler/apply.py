@@ -130,7 +130,7 @@ def _lock_parts() -> tuple[int, int]:
 
 
 def lock_holder(connection: "Connection") -> str | None:
-    """Who holds the apply lock: "run <id> by <actor> since <time>" from pg_stat_activity."""
+    """Who holds the apply lock in this database: "run <id> by <actor> since <time>", or None."""
     from sqlalchemy import text
 
     classid, objid = _lock_parts()
@@ -139,6 +139,9 @@ def lock_holder(connection: "Connection") -> str | None:
             "SELECT a.application_name, a.xact_start, a.usename, a.pid FROM pg_locks l "
             "JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :classid AND l.objid = :objid "
+            # Advisory locks are per database: a holder in another registry's database
+            # does not block us and must never be named.
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND l.objsubid = 1 AND l.pid <> pg_backend_pid() LIMIT 1"
         ),
         {"classid": classid, "objid": objid},

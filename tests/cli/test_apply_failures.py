@@ -35,7 +35,10 @@ def wait_for_apply_backend(engine: Any, timeout: float = 20) -> int:
     with engine.connect() as connection:
         while time.monotonic() < deadline:
             pid = connection.execute(
-                text("SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'llm-registry apply %' AND pid <> pg_backend_pid()")
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND application_name LIKE 'llm-registry apply %' AND pid <> pg_backend_pid()"
+                )
             ).scalar()
             if pid:
                 return int(pid)
