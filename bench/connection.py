@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler.connection import ConnectionTarget, _litellm, close_litellm_clients, test_connections  # noqa: E402
-from reconciler.spec import PROVIDER_MATRIX  # noqa: E402
+from reconciler.providers import PROVIDER_MATRIX  # noqa: E402
 from tests.fakes.provider import FakeProvider  # noqa: E402
 
 # The two request kinds (NER models are tested like generation) each provider serves.

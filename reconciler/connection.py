@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from reconciler.providers import DEFAULT_ENDPOINTS, KEY_REQUIRED, litellm_model, translate_endpoint
+
 if TYPE_CHECKING:  # pragma: no cover
     from reconciler.spec import EmbeddingModel, GenerationModel, NerModel
 
@@ -51,19 +53,6 @@ MAX_DETAIL_LENGTH = 160
 
 # What an embedding test embeds and a completion test asks.
 _PROBE_TEXT = "connection test"
-
-# Providers whose API needs a key (the provider matrix of DESIGN.md).
-_KEY_REQUIRED = frozenset({"openai", "azure", "gemini", "anthropic", "cohere"})
-
-# Where LiteLLM goes when no endpoint is given, for messages only.
-_DEFAULT_ENDPOINTS = {
-    "openai": "https://api.openai.com/v1",
-    "gemini": "https://generativelanguage.googleapis.com/v1beta",
-    "anthropic": "https://api.anthropic.com",
-    "cohere": "https://api.cohere.com",
-    "ollama": "http://localhost:11434",
-}
-
 
 @dataclass(frozen=True)
 class ConnectionTarget:
@@ -130,82 +119,8 @@ def target_from_model(
 
 
 # --------------------------------------------------------------------------------------
-# Pure parts: endpoint translation, request building, classification, scrubbing.
+# Pure parts: request building, classification, scrubbing (endpoint rules: `providers`).
 # --------------------------------------------------------------------------------------
-
-
-def _split_path(url: str) -> tuple[str, str]:
-    """(scheme://netloc, path without trailing slash)."""
-    parts = urlsplit(url.strip())
-    return urlunsplit((parts.scheme, parts.netloc, "", "", "")), parts.path.rstrip("/")
-
-
-def _strip_suffixes(path: str, suffixes: Iterable[str]) -> str:
-    for suffix in suffixes:
-        if path.endswith(suffix):
-            return path[: -len(suffix)]
-    return path
-
-
-_VERSION_SEGMENT = re.compile(r"/v\d+(?:beta\d*|alpha\d*)?$")
-
-
-def translate_endpoint(provider: str, model_type: str, endpoint: str | None) -> str | None:
-    """Turn the base URL an admin writes into the `api_base` LiteLLM needs for this provider.
-
-    - openai: LiteLLM appends `/embeddings` or `/chat/completions`, so the base must
-      end in the API version (`/v1`); added unless a version segment is there.
-    - gemini: likewise `/v1beta`.
-    - anthropic: LiteLLM appends `/v1/messages`, so a trailing `/v1` is removed.
-    - cohere: LiteLLM posts to `api_base` as given: the full `/v2/embed` or `/v2/chat`.
-    - azure: LiteLLM appends `/openai/deployments/...`: the resource URL, without `/openai`.
-    - ollama: LiteLLM appends `/api/embed` or `/api/chat`: the server URL, without `/api`.
-
-    A full endpoint pasted by mistake (`.../v1/chat/completions`) is cut back to its
-    base. None stays None (LiteLLM's default) except for Cohere, where the default
-    would otherwise be the legacy host.
-    """
-    if endpoint is None or not endpoint.strip():
-        if provider == "cohere":
-            endpoint = _DEFAULT_ENDPOINTS["cohere"]
-        else:
-            return None
-    origin, path = _split_path(endpoint)
-    if provider == "openai":
-        path = _strip_suffixes(path, ("/chat/completions", "/embeddings"))
-        if not _VERSION_SEGMENT.search(path):
-            path += "/v1"
-    elif provider == "gemini":
-        path = re.sub(r"/models/[^/]*$", "", path)
-        path = re.sub(r"/models$", "", path)
-        if not _VERSION_SEGMENT.search(path):
-            path += "/v1beta"
-    elif provider == "anthropic":
-        path = _strip_suffixes(path, ("/v1/messages", "/messages"))
-        path = _strip_suffixes(path, ("/v1",))
-    elif provider == "cohere":
-        path = _strip_suffixes(path, ("/embed", "/chat"))
-        path = _strip_suffixes(path, ("/v1", "/v2"))
-        path += "/v2/embed" if model_type == "embedding" else "/v2/chat"
-    elif provider == "azure":
-        path = re.sub(r"/openai(?:/deployments(?:/.*)?)?$", "", path)
-    elif provider == "ollama":
-        path = _strip_suffixes(path, ("/api/embed", "/api/embeddings", "/api/chat", "/api/generate"))
-        path = _strip_suffixes(path, ("/api",))
-    return origin + path
-
-
-def litellm_model(provider: str, model_type: str, model_id: str) -> str:
-    """The `provider/model` string LiteLLM routes on.
-
-    Ollama generation goes through `ollama_chat/`: the `ollama/` (generate) route
-    reports an empty reply as success, which would make a broken model pass.
-    """
-    if provider == "ollama":
-        return f"ollama/{model_id}" if model_type == "embedding" else f"ollama_chat/{model_id}"
-    if provider == "gemini" and model_id.startswith("models/"):
-        model_id = model_id[len("models/") :]  # LiteLLM adds `models/` itself
-    return f"{provider}/{model_id}"
 
 
 def build_request(target: ConnectionTarget, timeout: float) -> tuple[str, dict[str, Any]]:
@@ -246,7 +161,7 @@ def build_request(target: ConnectionTarget, timeout: float) -> tuple[str, dict[s
 
 def display_endpoint(target: ConnectionTarget) -> str:
     """The URL a message names: the translated endpoint or the provider's default, no credentials."""
-    url = translate_endpoint(target.provider, target.type, target.api_endpoint) or _DEFAULT_ENDPOINTS.get(
+    url = translate_endpoint(target.provider, target.type, target.api_endpoint) or DEFAULT_ENDPOINTS.get(
         target.provider, "the provider's default endpoint"
     )
     parts = urlsplit(url)
@@ -480,7 +395,7 @@ def check_completion(response: Any) -> tuple[str, str]:
 
 def precheck(target: ConnectionTarget) -> tuple[str, str] | None:
     """A failure found without the network (missing key, unknown type), else None."""
-    if target.provider in _KEY_REQUIRED and not target.api_key:
+    if target.provider in KEY_REQUIRED and not target.api_key:
         if target.key_source and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", target.key_source):
             return "authentication_error", f"no API key: environment variable {target.key_source} is not set"
         return "authentication_error", f"no API key for this model (provider {target.provider} needs one)"

@@ -18,15 +18,15 @@ from typing import Annotated, Any, Literal, Mapping, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from reconciler.diagnostics import Location
+# The provider facts live in `providers`; re-exported here for the format's readers.
+from reconciler.providers import PROVIDER_MATRIX, PROVIDERS, PROVIDERS_WITHOUT_TOP_K, Provider  # noqa: F401
 
 SCHEMA_VERSION = 1
 
 MODEL_TYPES: tuple[str, ...] = ("embedding", "generation", "ner")
-PROVIDERS: tuple[str, ...] = ("ollama", "openai", "azure", "gemini", "anthropic", "cohere")
 DISTANCE_METRICS: tuple[str, ...] = ("cosine", "dot_product", "euclidean")
 
 ModelType = Literal["embedding", "generation", "ner"]
-Provider = Literal["ollama", "openai", "azure", "gemini", "anthropic", "cohere"]
 DistanceMetric = Literal["cosine", "dot_product", "euclidean"]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
@@ -37,20 +37,6 @@ _ENV_REFERENCE = re.compile(ENV_REFERENCE_PATTERN)
 INT4_MAX = 2_147_483_647
 MAX_DIMENSIONS = 65_536
 MAX_BATCH_SIZE = 2048
-
-# What the admin form of the original story showed, now enforced by `validate`.
-#   types: which model types the provider serves
-#   api_key / api_endpoint: "required", "optional" or "forbidden"
-PROVIDER_MATRIX: dict[str, dict[str, Any]] = {
-    "ollama": {"types": ("embedding", "generation", "ner"), "api_key": "forbidden", "api_endpoint": "required"},
-    "openai": {"types": ("embedding", "generation", "ner"), "api_key": "required", "api_endpoint": "optional"},
-    "azure": {"types": ("embedding", "generation", "ner"), "api_key": "required", "api_endpoint": "required"},
-    "gemini": {"types": ("embedding", "generation", "ner"), "api_key": "required", "api_endpoint": "optional"},
-    "anthropic": {"types": ("generation", "ner"), "api_key": "required", "api_endpoint": "optional"},
-    "cohere": {"types": ("embedding", "generation", "ner"), "api_key": "required", "api_endpoint": "optional"},
-}
-# Providers whose API has no top_k sampling parameter: accepted, but warned about.
-PROVIDERS_WITHOUT_TOP_K: tuple[str, ...] = ("openai", "azure")
 
 # The columns of llm_models that a definition determines, in display order.
 # `api_key` stands for the pair (api_key_encrypted, api_key_fingerprint).

@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler import spec
+from reconciler import providers, spec
 from reconciler.diagnostics import Diagnostic, Location, error, has_errors, warning
 from reconciler.gc_pause import collector_paused
 from reconciler.load import Document, Path_, load_directory
@@ -370,9 +370,9 @@ def _provider_rules(document: Document, path: Path_, raw: dict[Any, Any]) -> Ite
     Each rule runs only when the fields it reads are well-formed; pydantic reports the rest.
     """
     provider, model_type, name = raw.get("provider"), raw.get("type"), raw.get("name")
-    if provider not in spec.PROVIDER_MATRIX:
+    if provider not in providers.PROVIDER_MATRIX:
         return
-    rules = spec.PROVIDER_MATRIX[provider]
+    rules = providers.PROVIDER_MATRIX[provider]
     at = document.location
     label = f"model {name!r}: " if isinstance(name, str) else ""
     if model_type in spec.MODEL_TYPES and model_type not in rules["types"]:
@@ -398,7 +398,7 @@ def _provider_rules(document: Document, path: Path_, raw: dict[Any, Any]) -> Ite
         yield error("bad-rename", f"{label}lists its own name in previous_names; remove it", where)
     parameters = raw.get("parameters")
     top_k = parameters.get("top_k") if isinstance(parameters, dict) else None
-    if isinstance(top_k, int) and not isinstance(top_k, bool) and top_k > 0 and provider in spec.PROVIDERS_WITHOUT_TOP_K:
+    if isinstance(top_k, int) and not isinstance(top_k, bool) and top_k > 0 and provider in providers.PROVIDERS_WITHOUT_TOP_K:
         yield warning("ignored-top-k", f"{provider} does not offer top_k; it will be stored but has no effect", at(path + ("parameters", "top_k")))
 
 

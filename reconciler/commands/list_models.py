@@ -9,7 +9,8 @@ import click
 
 from reconciler.commands._common import database_url_option
 from reconciler.errors import EXIT_OK
-from reconciler.spec import MODEL_TYPES, PROVIDERS
+from reconciler.providers import PROVIDERS
+from reconciler.spec import MODEL_TYPES
 
 COLUMNS = (
     ("NAME", "name"),

@@ -23,7 +23,7 @@ from typing import Iterator
 import pytest
 
 from reconciler.connection import ConnectionResult, ConnectionTarget, run_connection_tests
-from reconciler.spec import PROVIDER_MATRIX
+from reconciler.providers import PROVIDER_MATRIX
 from tests.factories import CANARY_KEY
 from tests.fakes.provider import FakeProvider
 
