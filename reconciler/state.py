@@ -87,6 +87,35 @@ def state_fingerprint(state: RegistryState) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+# Bump the version string when the definition below changes: rows written under the
+# old definition then read as "unknown", never as drifted.
+APPLIED_FINGERPRINT_VERSION = "llm-registry/applied/v1"
+_FLOAT_FIELDS = ("temperature", "top_p")
+
+
+def applied_fingerprint(name: str, record: Mapping[str, Any]) -> str:
+    """The digest apply stores in `llm_models.applied_fingerprint` for each row it writes.
+
+    Definition (one home; drift detection recomputes it from `read_state`'s rows):
+    SHA-256, hex, of the compact JSON array
+    `[APPLIED_FINGERPRINT_VERSION, name, [record[f] for f in spec.RECORD_FIELDS]]`,
+    where `record` is the row as stored: `api_key` is the stored keyed fingerprint (or
+    None), never the key or its reference; temperature and top_p are floats (a
+    `double precision` reads back as float even when YAML said `1`). A row whose
+    recomputed digest differs from its stored one was changed outside llm-registry.
+    """
+    from reconciler.spec import RECORD_FIELDS
+
+    values = []
+    for name_of_field in RECORD_FIELDS:
+        value = record.get(name_of_field)
+        if value is not None and name_of_field in _FLOAT_FIELDS:
+            value = float(value)
+        values.append(value)
+    payload = json.dumps([APPLIED_FINGERPRINT_VERSION, name, values], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
 @collector_paused()
 def read_state(connection: Any) -> RegistryState:
     """Read the whole registry in two queries (models, then KBs), whatever its size.
