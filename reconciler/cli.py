@@ -30,6 +30,22 @@ COMMANDS: dict[str, str] = {
     "schema": "schema",
 }
 
+# command name -> its short help, exactly as Click derives it from the command's
+# docstring (first sentence, untruncated). `llm-registry --help` lists commands from
+# here without importing them (pydantic, SQLAlchemy and LiteLLM stay unloaded);
+# tests/cli/test_help.py fails when an entry is missing or differs from the command.
+# Adding a command: one line in COMMANDS, one line here.
+SUMMARIES: dict[str, str] = {
+    "validate": "Check every *.yaml/*.yml file under DIRECTORY (default: registry.d).",
+    "plan": "Compare DIRECTORY (default: registry.d) with the registry in the database.",
+    "apply": "Apply TARGET: a registry directory (default: registry.d) or a PLANFILE from `plan --out`.",
+    "test": "Test that models answer: the key works, the endpoint is reachable, the model exists.",
+    "list": "List the models registered in the database.",
+    "audit": "Show the audit trail: every model created, updated, deleted or connection-tested.",
+    "db": "Manage the registry's database schema and the embedded default cluster.",
+    "schema": "Print the JSON Schema of a registry file (generated from the pydantic models).",
+}
+
 EXIT_INTERRUPTED = 130
 
 
@@ -42,6 +58,27 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name, module in COMMANDS.items() if _module_exists(module)]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of --help from SUMMARIES, shortened as Click would; imports
+        a command only when it has no summary there."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            summary = SUMMARIES.get(name)
+            if summary is None:
+                command = self.get_command(ctx, name)
+                if command is None or command.hidden:
+                    continue
+                rows.append((name, command.get_short_help_str(limit)))
+            else:
+                # Click's own shortening rule, applied to the stored sentence.
+                rows.append((name, click.Command(name, help=summary).get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         module_name = COMMANDS.get(cmd_name)
