@@ -4,8 +4,9 @@ In this order, inside one transaction that is committed only at the very end:
 
 1. take the registry's advisory lock (a second apply waits, naming the holder, and
    gives up after the lock timeout);
-2. re-read the state and re-plan under the lock; for a saved plan, refuse unless the
-   result is exactly the plan that was saved (`planfile.check_saved_plan`);
+2. re-read the state and re-plan under the lock; for a saved plan, refuse one made for
+   another database or environment (`planfile.check_saved_target`), and refuse unless
+   the result is exactly the plan that was saved (`planfile.check_saved_plan`);
 3. refuse a blocked plan (exit 3);
 4. resolve every API key the registry references (all must be set) and the passphrase;
 5. ask for confirmation (the caller decides how);
@@ -21,10 +22,8 @@ and the audit table are exactly as they were.
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from reconciler import MANAGED_BY
@@ -33,10 +32,11 @@ from reconciler.connection import ConnectionResult, ConnectionTarget, run_connec
 from reconciler.errors import EXIT_BLOCKED, RegistryError
 from reconciler.pipeline import plan_registry
 from reconciler.plan import KEY_CHANGED, Action, Plan
-from reconciler.planfile import SavedPlan, check_saved_plan
+from reconciler.planfile import SavedPlan, check_saved_plan, check_saved_target
 from reconciler.secrets import ENCRYPTION_KEY_ENV, api_key_columns, encryption_passphrase, resolve_reference
 from reconciler.spec import PARAMETER_FIELDS, RECORD_FIELDS, ModelDefinition, RegistrySpec, env_reference_name, yaml_field_name
 from reconciler.state import RegistryState, read_state
+from reconciler.target import database_identity
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -49,10 +49,11 @@ APPLICATION_NAME_PREFIX = "llm-registry apply"
 
 @dataclass(frozen=True)
 class ApplyOptions:
-    """How to apply. `run_id`, `actor` and `revision` go into every audit event."""
+    """How to apply. `run_id`, `actor`, `revision` and `environment` go into every audit event."""
 
     actor: str
     revision: str | None
+    environment: str | None = None
     run_id: str = field(default_factory=new_run_id)
     dry_run: bool = False
     skip_connection_tests: bool = False
@@ -102,22 +103,6 @@ class Hooks:
 
     def tested(self, result: ConnectionResult) -> None:
         """One connection test finished."""
-
-
-def default_revision(environ: Mapping[str, str], directory: Path | None) -> str | None:
-    """`GITHUB_SHA`, else the git HEAD of the registry directory, else None."""
-    if environ.get("GITHUB_SHA"):
-        return environ["GITHUB_SHA"]
-    if directory is None:
-        return None
-    where = directory if directory.is_dir() else directory.parent
-    try:
-        completed = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return completed.stdout.strip() or None if completed.returncode == 0 else None
 
 
 # ----------------------------------------------------------------------------- locking
@@ -337,6 +322,7 @@ def apply_registry(
         keys, passphrase = resolve_keys(registry, environ)
         plan = plan_registry(registry, state, environ, allow_delete_all=options.allow_delete_all).plan
         if saved is not None:
+            check_saved_target(saved, database_identity(connection), options.environment)
             check_saved_plan(saved, plan)
         hooks.planned(plan)
         if plan.is_blocked:

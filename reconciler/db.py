@@ -1,12 +1,17 @@
-"""Database access: URL resolution, engines, migrations and the embedded default cluster.
+"""Database access: URL resolution, engines and migrations.
 
 Which database a command uses, first match wins:
 
-1. `--database-url URL` on the command line;
+1. `--database-url URL` on the command line (or `--embedded`, asking for 3. explicitly);
 2. the environment variable `LLM_REGISTRY_DATABASE_URL`;
-3. the *embedded default*: a PostgreSQL cluster of the project's own, created on first
-   use under `./.llm-registry/` (or `$LLM_REGISTRY_HOME`) from the PostgreSQL binaries
-   on the machine, listening only on a Unix socket inside that directory.
+3. the *embedded default* (`reconciler.embedded`): a PostgreSQL cluster of the
+   project's own, created on first use from the PostgreSQL binaries on the machine,
+   listening only on a Unix socket.
+
+No silent fallback: in CI (`CI` or `GITHUB_ACTIONS` set) or when
+`LLM_REGISTRY_DATABASE_URL` is set but empty (a secret that is missing or misnamed),
+a command without a URL refuses instead of writing to a throwaway cluster on the
+runner; `--embedded` still asks for it on purpose.
 
 URLs may be written `postgresql://...` (as psql and libpq users do); they are turned
 into SQLAlchemy's `postgresql+psycopg://` form. Engines hide bound parameters from
@@ -20,20 +25,13 @@ connection we open (no alembic.ini), recorded in the table `llm_registry_schema_
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import glob
 import hashlib
 import os
-import pwd
-import re
-import shlex
-import shutil
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping
 
+from reconciler.embedded import EmbeddedCluster, embedded_home
 from reconciler.errors import RegistryError
 
 if TYPE_CHECKING:  # SQLAlchemy is imported lazily: `validate` must not load it.
@@ -41,9 +39,8 @@ if TYPE_CHECKING:  # SQLAlchemy is imported lazily: `validate` must not load it.
     from sqlalchemy.engine import Connection, Engine, URL
 
 DATABASE_URL_ENV = "LLM_REGISTRY_DATABASE_URL"
-HOME_ENV = "LLM_REGISTRY_HOME"
-BINDIR_ENV = "LLM_REGISTRY_PG_BINDIR"
-DEFAULT_HOME_DIRNAME = ".llm-registry"
+# Set (to anything but an empty or false value) by CI systems; GitHub Actions sets both.
+CI_ENVS = ("CI", "GITHUB_ACTIONS")
 
 # The Alembic script location, as a package resource: works from a wheel or a checkout.
 SCRIPT_LOCATION = "reconciler:migrations"
@@ -52,12 +49,6 @@ SCRIPT_LOCATION = "reconciler:migrations"
 # (an arbitrary constant: the first 8 bytes of sha256("llm-registry db upgrade")).
 _UPGRADE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"llm-registry db upgrade").digest()[:8], "big", signed=True)
 
-INSTALL_HINT = (
-    "install them with `apt-get install postgresql` (Debian/Ubuntu), `dnf install postgresql-server` "
-    "(Fedora/RHEL) or `brew install postgresql` (macOS), set LLM_REGISTRY_PG_BINDIR to their directory, "
-    "or point the command at a database with --database-url / LLM_REGISTRY_DATABASE_URL"
-)
-
 
 # --------------------------------------------------------------------------- URLs
 
@@ -65,7 +56,8 @@ INSTALL_HINT = (
 def configured_database_url(option: str | None, environ: Mapping[str, str] | None = None) -> str | None:
     """The URL the user gave (`--database-url`, then `LLM_REGISTRY_DATABASE_URL`), or None.
 
-    None means "use the embedded default". An empty value counts as not given.
+    An empty value counts as not given (whether it may then fall back to the embedded
+    default is `fallback_refusal`'s question).
     """
     environ = os.environ if environ is None else environ
     if option:
@@ -74,17 +66,48 @@ def configured_database_url(option: str | None, environ: Mapping[str, str] | Non
     return value or None
 
 
+def _flag_set(value: str | None) -> bool:
+    return value is not None and value.strip().lower() not in ("", "0", "false", "no")
+
+
+def fallback_refusal(environ: Mapping[str, str]) -> str | None:
+    """Why a command without a URL must not fall back to the embedded default here, or None."""
+    if environ.get(DATABASE_URL_ENV) == "":
+        return f"{DATABASE_URL_ENV} is set but empty (a missing or misnamed secret?)"
+    for name in CI_ENVS:
+        if _flag_set(environ.get(name)):
+            return f"{name} is set, and in CI the embedded cluster would be a throwaway database on the runner"
+    return None
+
+
 def resolve_database_url(
     option: str | None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    *,
+    embedded: bool = False,
 ) -> str:
-    """The URL a command should use; starts the embedded default cluster when none is given."""
+    """The URL a command should use; starts the embedded default cluster when that is the answer.
+
+    `embedded` (the `--embedded` flag) asks for the embedded cluster explicitly, even in
+    CI. Without a URL and without it, `fallback_refusal` may refuse: a RegistryError
+    naming the variable to set.
+    """
     environ = os.environ if environ is None else environ
+    if embedded:
+        if option:
+            raise RegistryError("--embedded and --database-url exclude each other: give one of them")
+        return EmbeddedCluster(embedded_home(environ, cwd), environ=environ).ensure_running()
     url = configured_database_url(option, environ)
     if url is not None:
         return url
-    return EmbeddedCluster(embedded_home(environ, cwd)).ensure_running()
+    refusal = fallback_refusal(environ)
+    if refusal is not None:
+        raise RegistryError(
+            f"no database given: {refusal}. Set {DATABASE_URL_ENV} (or pass --database-url); "
+            "nothing was done. To use the local embedded cluster on purpose, pass --embedded"
+        )
+    return EmbeddedCluster(embedded_home(environ, cwd), environ=environ).ensure_running()
 
 
 def sqlalchemy_url(url: str) -> "URL":
@@ -261,310 +284,3 @@ def require_schema_at_head(connection: "Connection") -> None:
         f"the database schema is at revision {current}, this llm-registry needs {head}: "
         "run `llm-registry db upgrade` first"
     )
-
-
-# --------------------------------------------------------------------------- embedded cluster
-
-
-def embedded_home(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
-    """Directory of the embedded default cluster: `$LLM_REGISTRY_HOME`, else `./.llm-registry`."""
-    environ = os.environ if environ is None else environ
-    configured = environ.get(HOME_ENV, "")
-    if configured:
-        return Path(configured).expanduser().absolute()
-    return (cwd or Path.cwd()).absolute() / DEFAULT_HOME_DIRNAME
-
-
-_USUAL_BINDIRS = (
-    "/usr/lib/postgresql/*/bin",  # Debian, Ubuntu
-    "/usr/pgsql-*/bin",  # PGDG on RHEL, Fedora
-    "/usr/local/pgsql/bin",  # built from source
-    "/opt/homebrew/opt/postgresql*/bin",  # Homebrew, Apple silicon
-    "/usr/local/opt/postgresql*/bin",  # Homebrew, Intel
-    "/Applications/Postgres.app/Contents/Versions/*/bin",
-)
-
-
-def _version_key(path: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", path)) or (0,)
-
-
-def find_postgres_bindir(environ: Mapping[str, str] | None = None) -> Path:
-    """The directory holding `initdb`, `pg_ctl` and `postgres`.
-
-    Looked up in order: `$LLM_REGISTRY_PG_BINDIR`, `pg_config --bindir`, `initdb` on
-    PATH, then the usual install paths (newest version first). A RegistryError with
-    the install command when none has the server binaries.
-    """
-    environ = os.environ if environ is None else environ
-    candidates: list[Path] = []
-    if environ.get(BINDIR_ENV):
-        candidates.append(Path(environ[BINDIR_ENV]))
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        try:
-            completed = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10)
-            if completed.returncode == 0 and completed.stdout.strip():
-                candidates.append(Path(completed.stdout.strip()))
-        except (OSError, subprocess.SubprocessError):
-            pass
-    initdb = shutil.which("initdb")
-    if initdb:
-        candidates.append(Path(initdb).resolve().parent)
-    for pattern in _USUAL_BINDIRS:
-        candidates.extend(Path(p) for p in sorted(glob.glob(pattern), key=_version_key, reverse=True))
-    for directory in candidates:
-        if all(os.access(directory / name, os.X_OK) for name in ("initdb", "pg_ctl", "postgres")):
-            return directory
-    raise RegistryError(f"no PostgreSQL server binaries (initdb, pg_ctl, postgres) found: {INSTALL_HINT}")
-
-
-# Unix socket paths are limited to 107 bytes (sun_path); keep a margin.
-_SOCKET_PATH_LIMIT = 100
-_PORT = 5432  # names the socket file only: the cluster listens on no TCP port
-_SUPERUSER = "llm_registry"
-_DATABASE = "llm_registry"
-
-
-class EmbeddedCluster:
-    """The embedded default: a PostgreSQL cluster under `home`, reachable only by Unix socket.
-
-    Layout of `home`:
-        lock            flock serialising first creation and start (concurrent commands)
-        postgres/       owned by the server's user, mode 0700
-            data/       the cluster (initdb)
-            run/        the socket directory (unless its path is too long, see socket_dir)
-            server.log  the server's log
-
-    Authentication is `trust` for local connections; only the server's user (and root)
-    can enter the 0700 socket directory, which is what keeps others out.
-
-    PostgreSQL refuses to run as root; when we are root the server runs as the user
-    `postgres` (or `nobody`), which then owns `home/postgres`.
-    """
-
-    def __init__(
-        self,
-        home: Path,
-        *,
-        environ: Mapping[str, str] | None = None,
-        server_settings: Mapping[str, str] | None = None,
-    ) -> None:
-        self.home = home
-        self.environ = os.environ if environ is None else environ
-        # Extra `-c name=value` settings at start (the test harness turns fsync off).
-        self.server_settings = dict(server_settings or {})
-        self.pg_dir = home / "postgres"
-        self.data_dir = self.pg_dir / "data"
-        self.log_file = self.pg_dir / "server.log"
-        self.lock_file = home / "lock"
-
-    # -- locations
-
-    @property
-    def socket_dir(self) -> Path:
-        """Where the socket lives: `home/postgres/run`, or a short per-home dir under /tmp.
-
-        The fallback is keyed by a hash of the home path, so every command on the same
-        home computes the same directory.
-        """
-        preferred = self.pg_dir / "run"
-        if len(str(preferred / f".s.PGSQL.{_PORT}.lock")) <= _SOCKET_PATH_LIMIT:
-            return preferred
-        digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:16]
-        return Path("/tmp") / f"llm-registry-{digest}"
-
-    def url(self, database: str = _DATABASE) -> str:
-        """The SQLAlchemy URL of a database in this cluster."""
-        from sqlalchemy.engine import URL
-
-        return URL.create(
-            "postgresql+psycopg",
-            username=_SUPERUSER,
-            database=database,
-            query={"host": str(self.socket_dir), "port": str(_PORT)},
-        ).render_as_string(hide_password=False)
-
-    # -- running binaries as the right user
-
-    def _server_user(self) -> pwd.struct_passwd | None:
-        """None when we may run the server ourselves; else the unprivileged account to use."""
-        if os.geteuid() != 0:
-            return None
-        for name in ("postgres", "nobody"):
-            try:
-                return pwd.getpwnam(name)
-            except KeyError:
-                continue
-        raise RegistryError(
-            "running as root, and PostgreSQL refuses to run as root: create a user `postgres` "
-            "for the embedded cluster, or use --database-url"
-        )
-
-    def _run(self, args: list[str], *, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        user = self._server_user()
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LC_ALL": "C",
-            "LANG": "C",
-            "HOME": user.pw_dir if user else os.environ.get("HOME", "/"),
-        }
-        kwargs: dict[str, object] = {}
-        if user is not None:
-            kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-        try:
-            completed = subprocess.run(
-                args,
-                capture_output=True,
-                text=True,
-                env=env,
-                cwd="/",
-                timeout=timeout,
-                **kwargs,  # type: ignore[arg-type]
-            )
-        except subprocess.TimeoutExpired:
-            raise RegistryError(f"{Path(args[0]).name} did not finish within {timeout:.0f} s") from None
-        if check and completed.returncode != 0:
-            detail = (completed.stderr or completed.stdout).strip().splitlines()
-            raise RegistryError(
-                f"{Path(args[0]).name} failed for the embedded cluster in {self.pg_dir}: "
-                f"{detail[-1] if detail else 'exit ' + str(completed.returncode)}"
-                + (f" (see {self.log_file})" if self.log_file.exists() else "")
-            )
-        return completed
-
-    def _chown(self, path: Path) -> None:
-        user = self._server_user()
-        if user is not None:
-            os.chown(path, user.pw_uid, user.pw_gid)
-
-    def _check_reachable(self) -> None:
-        """When the server runs as another user, make sure it can reach its directory."""
-        user = self._server_user()
-        if user is None:
-            return
-        test = shutil.which("test") or "/usr/bin/test"
-        if self._run([test, "-w", str(self.pg_dir)], check=False).returncode != 0:
-            raise RegistryError(
-                f"the embedded cluster runs as user {user.pw_name!r} (PostgreSQL refuses root), "
-                f"which cannot reach {self.pg_dir}: set LLM_REGISTRY_HOME to a directory every user "
-                "can traverse (e.g. under /var/tmp), or use --database-url"
-            )
-
-    # -- lifecycle
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_file, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def initialized(self) -> bool:
-        """True when the cluster's data directory exists."""
-        return (self.data_dir / "PG_VERSION").exists()
-
-    def running(self) -> bool:
-        """True when the cluster's server is up (pg_ctl status)."""
-        if not self.initialized():
-            return False
-        bindir = find_postgres_bindir(self.environ)
-        return self._run([str(bindir / "pg_ctl"), "status", "-D", str(self.data_dir)], check=False).returncode == 0
-
-    def _prepare_dirs(self) -> None:
-        self.pg_dir.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(self.pg_dir, 0o700)
-        self._chown(self.pg_dir)
-        socket_dir = self.socket_dir
-        socket_dir.mkdir(mode=0o700, parents=False, exist_ok=True)
-        os.chmod(socket_dir, 0o700)
-        self._chown(socket_dir)
-
-    def _initdb(self, bindir: Path) -> None:
-        self._run(
-            [
-                str(bindir / "initdb"),
-                "-D", str(self.data_dir),
-                "--username", _SUPERUSER,
-                "--auth", "trust",
-                "--encoding", "UTF8",
-                "--no-locale",
-                "--no-instructions",
-            ]
-        )  # fmt: skip
-        # Never listen on TCP: the socket directory is the only way in.
-        with open(self.data_dir / "postgresql.conf", "a") as conf:
-            conf.write(
-                "\n# llm-registry embedded cluster\n"
-                "listen_addresses = ''\n"
-                f"port = {_PORT}\n"
-                "unix_socket_permissions = 0700\n"
-            )
-
-    def _start(self, bindir: Path) -> None:
-        settings = {"unix_socket_directories": str(self.socket_dir), **self.server_settings}
-        options = " ".join(f"-c {shlex.quote(f'{name}={value}')}" for name, value in settings.items())
-        self._run(
-            [
-                str(bindir / "pg_ctl"), "start",
-                "-D", str(self.data_dir),
-                "-l", str(self.log_file),
-                "-w", "-t", "60",
-                "-o", options,
-            ]
-        )  # fmt: skip
-
-    def _create_database(self) -> None:
-        import psycopg
-
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with psycopg.connect(
-                    host=str(self.socket_dir), port=_PORT, user=_SUPERUSER, dbname="postgres", autocommit=True
-                ) as connection:
-                    exists = connection.execute(
-                        "SELECT 1 FROM pg_database WHERE datname = %s", (_DATABASE,)
-                    ).fetchone()
-                    if not exists:
-                        connection.execute(f'CREATE DATABASE "{_DATABASE}"')
-                return
-            except psycopg.OperationalError:
-                # "the database system is starting up": pg_ctl -w returned a hair early.
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-
-    def ensure_running(self) -> str:
-        """Create (first use) and start the cluster if needed; return the registry database's URL.
-
-        Safe to call from several processes at once: a file lock serialises creation and
-        start, and whoever comes second finds the server running.
-        """
-        bindir = find_postgres_bindir(self.environ)
-        with self._locked():
-            self._prepare_dirs()
-            self._check_reachable()
-            if not self.initialized():
-                if self.data_dir.exists():
-                    # a half-made data directory from an interrupted initdb
-                    shutil.rmtree(self.data_dir)
-                self._initdb(bindir)
-            if self._run([str(bindir / "pg_ctl"), "status", "-D", str(self.data_dir)], check=False).returncode != 0:
-                self._start(bindir)
-            self._create_database()
-        return self.url()
-
-    def stop(self) -> bool:
-        """Stop the server (fast shutdown). False when it was not running."""
-        if not self.initialized():
-            return False
-        bindir = find_postgres_bindir(self.environ)
-        with self._locked():
-            if self._run([str(bindir / "pg_ctl"), "status", "-D", str(self.data_dir)], check=False).returncode != 0:
-                return False
-            self._run([str(bindir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60"])
-            return True

@@ -26,6 +26,7 @@ from reconciler.errors import RegistryError
 from reconciler.plan import KEY_CHANGED, KEY_SET, KEY_UNKNOWN, Plan
 from reconciler.render import plan_to_json_data
 from reconciler.spec import MODEL_ADAPTER, RegistrySpec
+from reconciler.target import Target
 
 PLANFILE_KIND = "llm-registry-plan"
 PLANFILE_VERSION = 1
@@ -44,6 +45,7 @@ class SavedPlan:
     actions: tuple[Any, ...]
     directory: str
     created_at: str
+    target: Target
 
 
 def keys_digest(key_fingerprints: Mapping[str, str | None]) -> str:
@@ -70,8 +72,10 @@ def comparable_actions(plan_json: Mapping[str, Any]) -> list[Any]:
     ]
 
 
-def write_planfile(path: Path, plan: Plan, registry: RegistrySpec, *, directory: str, allow_delete_all: bool) -> None:
-    """Save the plan atomically (a reader never sees half a file)."""
+def write_planfile(
+    path: Path, plan: Plan, registry: RegistrySpec, *, directory: str, allow_delete_all: bool, target: Target
+) -> None:
+    """Save the plan atomically (a reader never sees half a file), bound to `target`'s database."""
     document = {
         "kind": PLANFILE_KIND,
         "format_version": PLANFILE_VERSION,
@@ -89,7 +93,8 @@ def write_planfile(path: Path, plan: Plan, registry: RegistrySpec, *, directory:
             {"definition": model.model_dump(mode="json"), "location": str(registry.locations.get(model.name, ""))}
             for model in registry.models
         ],
-        "plan": plan_to_json_data(plan),
+        "target": {**target.as_json(), "database_identity": target.database_identity},
+        "plan": plan_to_json_data(plan, target),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -140,9 +145,34 @@ def read_planfile(path: Path) -> SavedPlan:
             actions=tuple(document["plan"]["actions"]),
             directory=str(document.get("directory", "")),
             created_at=str(document.get("created_at", "")),
+            target=Target(
+                database=str(document["target"]["database"]),
+                environment=document["target"]["environment"],
+                revision=document["target"]["revision"],
+                database_identity=str(document["target"]["database_identity"]),
+            ),
         )
     except (KeyError, TypeError, ValidationError):
         raise RegistryError(f"{path} is a damaged plan file; re-run plan --out") from None
+
+
+def check_saved_target(saved: SavedPlan, database_identity: str, environment: str | None) -> None:
+    """Refuse (RegistryError) a plan made for another database or another environment.
+
+    The database is compared by identity (cluster system identifier + database name),
+    not by URL: the same database reached by another host name is the same, and
+    another database with an identical registry is not.
+    """
+    if saved.target.database_identity != database_identity:
+        raise RegistryError(
+            f"this plan was made for another database ({saved.target.database}); it applies only there. "
+            "Nothing was written: make a plan against this database"
+        )
+    if environment is not None and saved.target.environment != environment:
+        raise RegistryError(
+            f"this plan was made for environment {saved.target.environment or '(none)'!r}, not {environment!r}. "
+            "Nothing was written: make a plan with --environment " + environment
+        )
 
 
 def check_saved_plan(saved: SavedPlan, current: Plan) -> None:

@@ -13,6 +13,7 @@ from reconciler import __version__
 from reconciler.diagnostics import escape_github_data, escape_github_property
 from reconciler.plan import KEY_CHANGED, KEY_NONE, KEY_SET, KEY_UNKNOWN, Action, FieldChange, Plan
 from reconciler.spec import yaml_field_name
+from reconciler.target import Target, short_revision
 
 # Version of the JSON plan document (docs/plan-format.md); bump on incompatible change.
 PLAN_JSON_VERSION = 1
@@ -68,9 +69,14 @@ def _change_lines(action: Action) -> list[tuple[str, str]]:
     return lines
 
 
-def render_text(plan: Plan, *, style: Style = _plain) -> str:
-    """The Terraform-like plan: one block per model, one line per changed field, a summary."""
-    out: list[str] = []
+def target_line(target: Target) -> str:
+    """`Target: database ..., environment ..., revision ...` (text plans and apply's prompt)."""
+    return f"Target: {target.summary()}"
+
+
+def render_text(plan: Plan, *, style: Style = _plain, target: Target | None = None) -> str:
+    """The Terraform-like plan: the target, one block per model, one line per changed field, a summary."""
+    out: list[str] = [style(target_line(target), bold=True), ""] if target is not None else []
     if plan.has_changes:
         out += ["llm-registry will perform the following actions:", ""]
     for action in plan.actions:
@@ -105,11 +111,12 @@ def _change_json(change: FieldChange) -> dict[str, Any]:
     return {"field": yaml_field_name(change.field), "before": change.before, "after": change.after}
 
 
-def plan_to_json_data(plan: Plan) -> dict[str, Any]:
+def plan_to_json_data(plan: Plan, target: Target | None = None) -> dict[str, Any]:
     """The plan as the documented, versioned JSON document (docs/plan-format.md)."""
     return {
         "format_version": PLAN_JSON_VERSION,
         "llm_registry_version": __version__,
+        "target": target.as_json() if target is not None else None,
         "summary": {
             "create": plan.count("create"),
             "update": plan.count("update"),
@@ -149,9 +156,9 @@ def plan_to_json_data(plan: Plan) -> dict[str, Any]:
     }
 
 
-def render_json(plan: Plan) -> str:
+def render_json(plan: Plan, target: Target | None = None) -> str:
     """The JSON document, pretty-printed."""
-    return json.dumps(plan_to_json_data(plan), indent=2, default=str)
+    return json.dumps(plan_to_json_data(plan, target), indent=2, default=str)
 
 
 def _md_escape(text: str) -> str:
@@ -182,14 +189,27 @@ def _ordered_for_review(plan: Plan) -> list[Action]:
     return sorted(plan.actions, key=lambda a: (not a.is_blocked, ("delete", "update", "create").index(a.kind), a.name))
 
 
-def render_markdown_parts(plan: Plan, *, limit: int = MARKDOWN_PART_LIMIT) -> list[str]:
+def _md_target(target: Target) -> str:
+    def code(text: str) -> str:
+        return "`" + _md_escape(text).replace("`", "'") + "`"
+
+    return (
+        f"Database {code(target.database)} · environment {code(target.environment or '(none)')} · "
+        f"revision {code(short_revision(target.revision))}"
+    )
+
+
+def render_markdown_parts(plan: Plan, *, limit: int = MARKDOWN_PART_LIMIT, target: Target | None = None) -> list[str]:
     """The plan as one or more PR comments, each under `limit` characters.
 
     Blocked changes come first; a summary table, then a collapsible diff per model.
     When split, every part says which part it is and repeats the table header.
     """
     icon = {"create": "➕", "update": "🔄", "delete": "➖"}
-    head = ["### llm-registry plan", "", f"**{summary_line(plan)}**", ""]
+    head = ["### llm-registry plan", ""]
+    if target is not None:
+        head += [_md_target(target), ""]
+    head += [f"**{summary_line(plan)}**", ""]
     if plan.is_blocked:
         head += ["> [!CAUTION]", "> This plan holds blocked changes; `apply` will refuse it."]
         head += [f"> {_md_escape(r)}" for r in plan.refusals] + [""]
@@ -236,9 +256,9 @@ def _pack(blocks: Iterable[tuple[str, str]], table_header: str, limit: int) -> l
 MARKDOWN_PART_SEPARATOR = "\n<!-- llm-registry: next part -->\n"
 
 
-def render_markdown(plan: Plan) -> str:
+def render_markdown(plan: Plan, target: Target | None = None) -> str:
     """All markdown parts, joined by MARKDOWN_PART_SEPARATOR (split on it to post them)."""
-    return MARKDOWN_PART_SEPARATOR.join(render_markdown_parts(plan))
+    return MARKDOWN_PART_SEPARATOR.join(render_markdown_parts(plan, target=target))
 
 
 def render_github(plan: Plan) -> str:

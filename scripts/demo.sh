@@ -14,7 +14,8 @@ source scripts/venv.sh
 install_into_venv .
 run() { echo; echo "\$ llm-registry $*"; "$PY" -m reconciler "$@"; }
 
-unset LLM_REGISTRY_DATABASE_URL   # the demo uses the embedded default
+unset LLM_REGISTRY_DATABASE_URL   # the demo uses the embedded default,
+export LLM_REGISTRY_EMBEDDED=1      # on purpose (in CI a missing URL is otherwise an error)
 HOME_DIR="${LLM_REGISTRY_HOME:-.llm-registry}"   # where the embedded cluster lives too
 if [ "${1:-}" = "--reset" ]; then
     "$PY" -m reconciler db stop >/dev/null 2>&1 || true

@@ -7,7 +7,7 @@ Which server, first match wins:
 2. a server at `LLM_REGISTRY_TEST_SERVER` (`host:port`, default `127.0.0.1:5432`;
    `none` skips this step), as user `postgres` or `root` without a password.
 3. a throwaway cluster made with the embedded-default mechanism
-   (`reconciler.db.EmbeddedCluster`) in a temporary directory, stopped and removed at
+   (`reconciler.embedded.EmbeddedCluster`) in a temporary directory, stopped and removed at
    the end of the run.
 
 Isolation: each pytest run has its own prefix (`llmreg_t_<pid>_<random>`), so concurrent
@@ -194,7 +194,7 @@ def _server_from_host(spec: str) -> PostgresServer | None:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """The PostgreSQL server of this run (see the module docstring for which one)."""
-    from reconciler.db import EmbeddedCluster
+    from reconciler.embedded import EmbeddedCluster
 
     cluster: EmbeddedCluster | None = None
     home: str | None = None
@@ -415,19 +415,22 @@ def embedded_home() -> Iterator[Path]:
     cannot reach). Whatever cluster a test started in it, or in its `.llm-registry`, is
     stopped and removed afterwards.
     """
-    from reconciler.db import EmbeddedCluster
+    from reconciler.embedded import EmbeddedCluster
 
     home = Path(tempfile.mkdtemp(prefix="llmreg-home-"))
     os.chmod(home, 0o755)
     try:
         yield home
     finally:
-        for directory in (home, home / ".llm-registry"):
+        homes = [home, home / ".llm-registry", *home.glob("*/.llm-registry")]
+        for directory in homes:
             cluster = EmbeddedCluster(directory)
             try:
                 cluster.stop()
             finally:
-                # the short socket directory under /tmp used when the home's path is too long
-                if not cluster.socket_dir.is_relative_to(home):
-                    shutil.rmtree(cluster.socket_dir, ignore_errors=True)
+                # the short socket directory under /tmp used when the home's path is too
+                # long, and the files' directory under /var/tmp when postgres cannot reach home
+                for outside in (cluster.socket_dir, cluster.pg_dir):
+                    if not outside.is_relative_to(home):
+                        shutil.rmtree(outside, ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)

@@ -34,16 +34,45 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DATABASE_URL_HELP = (
     "PostgreSQL URL of the registry, e.g. postgresql://user@host/db "
-    "[default: $LLM_REGISTRY_DATABASE_URL, else the embedded cluster in ./.llm-registry]"
+    "[default: $LLM_REGISTRY_DATABASE_URL, else the embedded cluster in ./.llm-registry; "
+    "in CI, or with the variable set but empty, an error]"
 )
+EMBEDDED_HELP = (
+    "Use the embedded cluster (./.llm-registry, or $LLM_REGISTRY_HOME) explicitly, "
+    "even in CI where a missing URL is otherwise an error."
+)
+# Where the --embedded flag is kept for the duration of a command (Click's ctx.meta),
+# so that every command has it without a parameter of its own.
+_EMBEDDED_META = "llm_registry.embedded"
+
+
+def _remember_embedded(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[_EMBEDDED_META] = True
+    return value
+
+
+def embedded_requested() -> bool:
+    """True when the running command was given `--embedded` (or LLM_REGISTRY_EMBEDDED=1)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(_EMBEDDED_META))
 
 
 def database_url_option(function: F) -> F:
-    """Add `--database-url URL` (parameter `database_url`, None when not given).
+    """Add `--database-url URL` (parameter `database_url`, None when not given) and `--embedded`.
 
-    The environment variable and the embedded default are applied by
-    `reconciler.db.resolve_database_url`, not by Click, so that one function owns the order.
+    The environment variable, the embedded default and the refusal to fall back to it
+    in CI are applied by `reconciler.db.resolve_database_url`, not by Click, so that one
+    function owns the order. `--embedded` reaches it through `embedded_requested()`.
     """
+    function = click.option(
+        "--embedded",
+        is_flag=True,
+        expose_value=False,
+        envvar="LLM_REGISTRY_EMBEDDED",
+        callback=_remember_embedded,
+        help=EMBEDDED_HELP,
+    )(function)
     return click.option(
         "--database-url",
         "database_url",
@@ -53,18 +82,25 @@ def database_url_option(function: F) -> F:
     )(function)
 
 
+def resolve_url(database_url: str | None) -> str:
+    """The command's database URL (`db.resolve_database_url`, with this command's --embedded)."""
+    from reconciler import db
+
+    return db.resolve_database_url(database_url, embedded=embedded_requested())
+
+
 @contextlib.contextmanager
 def database_engine(database_url: str | None, *, require_head: bool = True) -> Iterator["Engine"]:
     """An engine on the command's database, checked reachable and (by default) at the head revision.
 
-    Resolves the URL (option > LLM_REGISTRY_DATABASE_URL > embedded default, starting the
-    embedded cluster if needed). A database that cannot be reached, or whose schema is
+    Resolves the URL (`resolve_url`: option > LLM_REGISTRY_DATABASE_URL > embedded default,
+    starting the embedded cluster if needed, refused in CI). A database that cannot be reached, or whose schema is
     not at head, is a RegistryError (the latter names `llm-registry db upgrade`). The
     engine is disposed on exit.
     """
     from reconciler import db
 
-    url = db.resolve_database_url(database_url)
+    url = resolve_url(database_url)
     engine = db.create_engine(url)
     try:
         with db.connect(engine, url) as connection:
@@ -87,7 +123,7 @@ def open_database(
     """
     from reconciler import db
 
-    url = db.resolve_database_url(database_url)
+    url = resolve_url(database_url)
     engine = db.create_engine(url)
     try:
         with db.connect(engine, url) as connection:

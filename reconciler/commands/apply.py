@@ -13,6 +13,7 @@ import click
 from reconciler.commands._common import database_url_option, load_registry_reporting, open_database
 from reconciler.commands.plan import text_style, use_colour
 from reconciler.errors import EXIT_ERROR, EXIT_OK, RegistryError
+from reconciler.target import ENVIRONMENT_ENV, ENVIRONMENT_HELP
 
 
 def _is_planfile(path: Path) -> bool:
@@ -44,7 +45,8 @@ def _event_lines(events: Sequence[Any]) -> list[str]:
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds to wait for another apply to finish.")
 @click.option("--allow-delete-all", is_flag=True, help="Allow deleting every managed model.")
 @click.option("--actor", help="Who applies, for the audit trail [default: $LLM_REGISTRY_ACTOR, $GITHUB_ACTOR, else the OS user].")
-@click.option("--revision", help="Source revision for the audit trail [default: $GITHUB_SHA, else git HEAD of DIR].")
+@click.option("--revision", help="Source revision for the audit trail [default: the plan file's, $GITHUB_SHA, else git HEAD of DIR].")
+@click.option("--environment", metavar="NAME", envvar=ENVIRONMENT_ENV, help=ENVIRONMENT_HELP + " A plan file applies only to its own.")
 def command(
     target: Path,
     database_url: str | None,
@@ -57,6 +59,7 @@ def command(
     allow_delete_all: bool,
     actor: str | None,
     revision: str | None,
+    environment: str | None,
 ) -> int:
     """Apply TARGET: a registry directory (default: registry.d) or a PLANFILE from `plan --out`.
 
@@ -72,10 +75,11 @@ def command(
     Exit codes: 0 applied (or nothing to do), 1 error or failed connection test,
     3 the plan holds a blocked change.
     """
-    from reconciler.apply import ApplyOptions, ConnectionTestsFailed, Hooks, apply_registry, default_revision
+    from reconciler.apply import ApplyOptions, ConnectionTestsFailed, Hooks, apply_registry
     from reconciler.audit import default_actor
     from reconciler.planfile import read_planfile
     from reconciler.render import render_text
+    from reconciler.target import Target, default_revision, describe_url
 
     style = text_style()
     saved = None
@@ -84,6 +88,7 @@ def command(
         registry = saved.registry
         allow_delete_all = allow_delete_all or saved.allow_delete_all
         source_dir = Path(saved.directory) if saved.directory else None
+        revision = revision or saved.target.revision
     else:
         registry, _ = load_registry_reporting(target)
         source_dir = target
@@ -96,6 +101,8 @@ def command(
     options = ApplyOptions(
         actor=actor or default_actor(os.environ),
         revision=revision or default_revision(os.environ, source_dir),
+        # A plan file's own environment unless one is given (then they must agree).
+        environment=environment or (saved.target.environment if saved is not None else None),
         dry_run=dry_run,
         skip_connection_tests=skip_connection_tests,
         concurrency=concurrency,
@@ -106,17 +113,22 @@ def command(
     interactive = saved is None and not auto_approve and not dry_run
 
     class CliHooks(Hooks):
+        def __init__(self, target: Target) -> None:
+            self.target = target  # named in the plan and the prompt
+
         def waiting_for_lock(self, holder: str) -> None:
             click.echo(f"Waiting for the registry lock, held by {holder} (up to {lock_timeout:g} s)...", err=True)
 
         def planned(self, plan: Any) -> None:
-            click.echo(render_text(plan, style=style), color=use_colour())
+            click.echo(render_text(plan, style=style, target=self.target), color=use_colour())
 
         def confirm(self, plan: Any) -> bool:
             if not interactive:
                 return True
             click.echo("")
-            answer = click.prompt("Do you want to apply these changes? Only 'yes' will be accepted", default="", show_default=False)
+            where = self.target
+            question = f"Do you want to apply these changes to {where.database} (environment {where.environment or '(none)'})?"
+            answer = click.prompt(f"{question} Only 'yes' will be accepted", default="", show_default=False)
             return answer.strip() == "yes"
 
         def testing(self, targets: Sequence[Any]) -> None:
@@ -131,7 +143,8 @@ def command(
     try:
         # apply_registry checks the schema inside its own transaction.
         with open_database(database_url, require_head=False) as connection:
-            outcome = apply_registry(connection, registry, os.environ, options, CliHooks(), saved)
+            hooks = CliHooks(Target(describe_url(connection.engine.url), options.environment, options.revision))
+            outcome = apply_registry(connection, registry, os.environ, options, hooks, saved)
     except ConnectionTestsFailed as failed:
         click.echo(f"error: {failed.message}", err=True)
         return EXIT_ERROR

@@ -21,10 +21,12 @@ def command() -> None:
 
 def _describe(url_option: str | None) -> str:
     from reconciler import db
+    from reconciler.commands._common import embedded_requested
+    from reconciler.embedded import EmbeddedCluster, embedded_home
 
-    configured = db.configured_database_url(url_option)
+    configured = None if embedded_requested() else db.configured_database_url(url_option)
     if configured is None:
-        return f"the embedded cluster in {db.embedded_home()}"
+        return EmbeddedCluster(embedded_home()).describe()
     return db.display_url(configured)
 
 
@@ -74,14 +76,14 @@ def stop() -> int:
 
     Its data stay; the next command that needs the database starts it again.
     """
-    from reconciler import db
+    from reconciler.embedded import EmbeddedCluster, embedded_home
 
-    home = db.embedded_home()
-    cluster = db.EmbeddedCluster(home)
+    cluster = EmbeddedCluster(embedded_home())
+    where = cluster.describe()
     if not cluster.initialized():
-        click.echo(f"No embedded cluster in {home}.")
+        click.echo(f"No embedded cluster in {cluster.home}.")
     elif cluster.stop():
-        click.echo(f"Stopped the embedded cluster in {home}.")
+        click.echo(f"Stopped {where}.")
     else:
-        click.echo(f"The embedded cluster in {home} is not running.")
+        click.echo(f"{where[0].upper()}{where[1:]} is not running.")
     return EXIT_OK

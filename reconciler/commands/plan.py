@@ -11,6 +11,7 @@ import click
 
 from reconciler.commands._common import database_url_option, load_registry_reporting, open_database
 from reconciler.errors import EXIT_BLOCKED, EXIT_CHANGES, EXIT_OK
+from reconciler.target import ENVIRONMENT_ENV, ENVIRONMENT_HELP
 
 
 def use_colour(stream: Any = None) -> bool:
@@ -38,10 +39,20 @@ def text_style() -> Callable[..., str]:
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan to PLANFILE for `apply PLANFILE`.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 only when there are none).")
 @click.option("--allow-delete-all", is_flag=True, help="Allow a plan that deletes every managed model.")
-def command(directory: Path, database_url: str | None, output_format: str, out: Path | None, detailed_exitcode: bool, allow_delete_all: bool) -> int:
+@click.option("--environment", metavar="NAME", envvar=ENVIRONMENT_ENV, help=ENVIRONMENT_HELP)
+def command(
+    directory: Path,
+    database_url: str | None,
+    output_format: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    allow_delete_all: bool,
+    environment: str | None,
+) -> int:
     """Compare DIRECTORY (default: registry.d) with the registry in the database.
 
-    Shows every model to create, update (field by field, before -> after) or
+    Names its target first (database, environment, source revision), then shows
+    every model to create, update (field by field, before -> after) or
     delete, and refuses deletes or breaking changes of models that knowledge bases
     use. API keys are compared by fingerprint and never shown. Writes nothing.
 
@@ -56,25 +67,27 @@ def command(directory: Path, database_url: str | None, output_format: str, out: 
     from reconciler.planfile import write_planfile
     from reconciler.render import render_github, render_json, render_markdown, render_text
     from reconciler.state import read_state
+    from reconciler.target import default_revision, read_target
 
     registry, _ = load_registry_reporting(directory)
     # One snapshot for every query: models and KB links agree with each other.
     with open_database(database_url, isolation_level="REPEATABLE READ") as connection:
         state = read_state(connection)
+        target = read_target(connection, environment=environment, revision=default_revision(os.environ, directory))
 
     run = plan_registry(registry, state, os.environ, allow_delete_all=allow_delete_all)
     plan = run.plan
     if out is not None:
-        write_planfile(out, plan, registry, directory=str(directory), allow_delete_all=allow_delete_all)
+        write_planfile(out, plan, registry, directory=str(directory), allow_delete_all=allow_delete_all, target=target)
 
     if output_format == "json":
-        click.echo(render_json(plan))
+        click.echo(render_json(plan, target))
     elif output_format == "markdown":
-        click.echo(render_markdown(plan))
+        click.echo(render_markdown(plan, target))
     elif output_format == "github":
         click.echo(render_github(plan))
     else:
-        click.echo(render_text(plan, style=text_style()), color=use_colour())
+        click.echo(render_text(plan, style=text_style(), target=target), color=use_colour())
         if out is not None:
             click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with:\n  llm-registry apply {out}")
 

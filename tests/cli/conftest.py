@@ -31,16 +31,27 @@ class CliResult:
 
 RunCli = Callable[..., CliResult]
 
+# The environment of a developer's shell without a database URL: nothing says CI, so a
+# command falls back to the embedded default. None unsets a variable (in `env=` of both
+# runners), for the suite itself runs under CI=true in CI.
+LOCAL_NO_URL: dict[str, str | None] = {"LLM_REGISTRY_DATABASE_URL": None, "CI": None, "GITHUB_ACTIONS": None}
+
+
+def subprocess_env(env: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """os.environ with `env` laid over it; a None value removes the variable."""
+    merged: dict[str, str | None] = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    return {key: value for key, value in merged.items() if value is not None}
+
 
 @pytest.fixture
 def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> RunCli:
     """Invoke `llm-registry ARGS` in-process through Click's runner.
 
-    `env` adds environment variables; `cwd` runs in that directory. The exit code is
+    `env` adds environment variables (None removes one); `cwd` runs in that directory. The exit code is
     the one the console script would return (the group's `main` owns the mapping).
     """
 
-    def run(*args: str, env: Mapping[str, str] | None = None, input: str | None = None, cwd: Path | None = None) -> CliResult:
+    def run(*args: str, env: Mapping[str, str | None] | None = None, input: str | None = None, cwd: Path | None = None) -> CliResult:
         runner = CliRunner()
         if cwd is not None:
             monkeypatch.chdir(cwd)
@@ -54,8 +65,8 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> RunCli:
 def run_subprocess() -> RunCli:
     """Invoke `python -m reconciler ARGS` as a real process (for startup and signal behaviour)."""
 
-    def run(*args: str, env: Mapping[str, str] | None = None, input: str | None = None, cwd: Path | None = None, timeout: float = 120) -> CliResult:
-        full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    def run(*args: str, env: Mapping[str, str | None] | None = None, input: str | None = None, cwd: Path | None = None, timeout: float = 120) -> CliResult:
+        full_env = subprocess_env(env)
         completed = subprocess.run(
             [sys.executable, "-m", "reconciler", *args],
             capture_output=True, text=True, env=full_env, input=input, cwd=cwd, timeout=timeout,

@@ -42,7 +42,7 @@ def test_after_apply_plan_reports_no_changes(run_cli: Any, registry_dir: Path, d
     assert apply(run_cli, registry_dir, database_url).exit_code == 0
     plan = run_cli("plan", str(registry_dir), "--database-url", database_url, "--detailed-exitcode", env=APPLY_ENV)
     assert plan.exit_code == 0, plan.output
-    assert plan.stdout.strip() == "No changes. The registry in the database matches the definitions."
+    assert plan.stdout.strip().splitlines()[-1] == "No changes. The registry in the database matches the definitions."
 
 
 def test_audit_events_for_creation_carry_run_actor_revision_and_full_configuration(run_cli: Any, registry_dir: Path, database_url: str, engine: Any) -> None:

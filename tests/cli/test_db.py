@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import db
-from tests.cli.conftest import RunCli
+from reconciler import db, embedded
+from tests.cli.conftest import LOCAL_NO_URL, RunCli, subprocess_env
 
 pytestmark = pytest.mark.db
 
-NO_URL = {"LLM_REGISTRY_DATABASE_URL": ""}
+NO_URL = LOCAL_NO_URL
 
 
 def test_upgrade_an_empty_database_then_again(run_cli: RunCli, unmigrated_database_url: str) -> None:
@@ -114,7 +114,7 @@ def test_the_embedded_default_from_first_use_to_stop(run_cli: RunCli, embedded_h
 
 
 def test_the_embedded_default_lives_in_the_working_directory(run_subprocess: RunCli, embedded_home: Path) -> None:
-    env = {**NO_URL, "LLM_REGISTRY_HOME": ""}
+    env = {**NO_URL, "LLM_REGISTRY_HOME": None}
     result = run_subprocess("db", "upgrade", env=env, cwd=embedded_home)
     assert result.exit_code == 0, result.output
     assert (embedded_home / ".llm-registry" / "postgres" / "data" / "PG_VERSION").exists()
@@ -125,7 +125,7 @@ def test_the_embedded_default_lives_in_the_working_directory(run_subprocess: Run
 
 
 def test_concurrent_first_use_creates_one_cluster(embedded_home: Path) -> None:
-    env = {**os.environ, **NO_URL, "LLM_REGISTRY_HOME": str(embedded_home)}
+    env = subprocess_env({**NO_URL, "LLM_REGISTRY_HOME": str(embedded_home)})
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "reconciler", "db", "upgrade"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -144,7 +144,7 @@ def test_a_long_home_path_puts_the_socket_in_a_short_directory(run_cli: RunCli, 
     home.mkdir(parents=True)
     for directory in (home.parent, home):
         os.chmod(directory, 0o755)
-    cluster = db.EmbeddedCluster(home)
+    cluster = embedded.EmbeddedCluster(home)
     assert len(str(cluster.socket_dir)) < 60 and not cluster.socket_dir.is_relative_to(home)
     try:
         result = run_cli("db", "upgrade", env={**NO_URL, "LLM_REGISTRY_HOME": str(home)})
@@ -159,7 +159,7 @@ def test_a_long_home_path_puts_the_socket_in_a_short_directory(run_cli: RunCli, 
 def test_no_postgresql_binaries_is_a_clear_error_with_the_install_command(
     run_cli: RunCli, embedded_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(db, "_USUAL_BINDIRS", ())
+    monkeypatch.setattr(embedded, "_USUAL_BINDIRS", ())
     monkeypatch.setenv("PATH", str(embedded_home))
     monkeypatch.delenv("LLM_REGISTRY_PG_BINDIR", raising=False)
     result = run_cli("list", env={**NO_URL, "LLM_REGISTRY_HOME": str(embedded_home)})
@@ -167,3 +167,78 @@ def test_no_postgresql_binaries_is_a_clear_error_with_the_install_command(
     assert "no PostgreSQL server binaries" in result.stderr
     assert "apt-get install postgresql" in result.stderr
     assert not (embedded_home / "postgres").exists()
+
+
+# --------------------------------------------------------------------------- no silent fallback
+
+REPO = Path(__file__).resolve().parents[2]
+NEEDS_DATABASE = [
+    ("db", "upgrade"),
+    ("db", "current"),
+    ("list",),
+    ("audit",),
+    ("plan", str(REPO / "registry.d")),
+    ("apply", str(REPO / "registry.d"), "--auto-approve"),
+]
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"CI": "true"}, "CI is set"),
+        ({"GITHUB_ACTIONS": "true"}, "GITHUB_ACTIONS is set"),
+        ({"LLM_REGISTRY_DATABASE_URL": ""}, "LLM_REGISTRY_DATABASE_URL is set but empty"),
+    ],
+    ids=["CI", "GITHUB_ACTIONS", "empty-url"],
+)
+@pytest.mark.parametrize("args", NEEDS_DATABASE, ids=[" ".join(a[:2]).replace(str(REPO) + "/", "") for a in NEEDS_DATABASE])
+def test_without_a_url_in_ci_commands_refuse_instead_of_using_the_embedded_cluster(
+    run_cli: RunCli, embedded_home: Path, env: dict[str, str], named: str, args: tuple[str, ...]
+) -> None:
+    result = run_cli(*args, env={**NO_URL, **env, "LLM_REGISTRY_HOME": str(embedded_home)})
+    assert result.exit_code == 1, result.output
+    assert named in result.stderr
+    assert "Set LLM_REGISTRY_DATABASE_URL (or pass --database-url); nothing was done" in result.stderr
+    assert "--embedded" in result.stderr
+    assert list(embedded_home.iterdir()) == []  # no cluster was made, not even its lock
+
+
+@pytest.mark.parametrize("value", ["false", "0", ""])
+def test_a_ci_variable_that_says_no_does_not_refuse(value: str) -> None:
+    assert db.fallback_refusal({"CI": value, "GITHUB_ACTIONS": value}) is None
+
+
+def test_embedded_asks_for_the_embedded_cluster_even_in_ci(run_cli: RunCli, embedded_home: Path) -> None:
+    env = {**NO_URL, "CI": "true", "LLM_REGISTRY_DATABASE_URL": "", "LLM_REGISTRY_HOME": str(embedded_home)}
+    result = run_cli("db", "upgrade", "--embedded", env=env)
+    assert result.exit_code == 0, result.output
+    assert f"Upgraded the embedded cluster in {embedded_home}" in result.stdout
+    by_variable = run_cli("db", "current", env={**env, "LLM_REGISTRY_EMBEDDED": "1"})
+    assert by_variable.exit_code == 0 and "(head)" in by_variable.stdout
+
+
+def test_embedded_and_a_url_exclude_each_other(run_cli: RunCli, database_url: str, embedded_home: Path) -> None:
+    result = run_cli("db", "current", "--embedded", "--database-url", database_url, env={"LLM_REGISTRY_HOME": str(embedded_home)})
+    assert result.exit_code == 1
+    assert "--embedded and --database-url exclude each other" in result.stderr
+    assert list(embedded_home.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the server's user differs from ours only when we are root")
+def test_as_root_from_a_directory_postgres_cannot_traverse(run_subprocess: RunCli, embedded_home: Path) -> None:
+    project = embedded_home / "private"
+    project.mkdir(mode=0o700)
+    os.chmod(embedded_home, 0o700)  # as `mktemp -d` makes it, or a clone under /root
+    env = {**NO_URL, "LLM_REGISTRY_HOME": None}
+    cluster = embedded.EmbeddedCluster(project / ".llm-registry")
+    expected = cluster.fallback_dir()
+    upgraded = run_subprocess("db", "upgrade", env=env, cwd=project)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert f"the embedded cluster of {project / '.llm-registry'} (files in {expected})" in upgraded.stdout
+    assert (expected / "data" / "PG_VERSION").exists()
+    assert (project / ".llm-registry" / "cluster-dir").read_text().strip() == str(expected)
+    listed = run_subprocess("list", env=env, cwd=project)
+    assert listed.exit_code == 0 and "No models registered." in listed.stdout
+    stopped = run_subprocess("db", "stop", env=env, cwd=project)
+    assert stopped.exit_code == 0 and f"Stopped the embedded cluster of {project / '.llm-registry'}" in stopped.stdout
+    assert not cluster.running()

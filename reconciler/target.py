@@ -1,0 +1,120 @@
+"""What a plan is about: the database, the environment and the source revision.
+
+Every plan and every apply prompt names its target (DESIGN.md, "Safety of the
+target"), so that nobody approves a plan for staging that would run on production.
+A saved plan also records the database's *identity*, PostgreSQL's
+`system_identifier` (unique per cluster, from `initdb`) plus the database's name:
+`apply PLANFILE` against any other database is refused, even when its registry
+state happens to be identical (two empty databases, say).
+
+The database is shown as `user@host:port/dbname` (no password, not even masked);
+over a Unix socket (the embedded cluster) as `user@<socket directory>/dbname`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from reconciler.errors import RegistryError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Connection
+
+ENVIRONMENT_ENV = "LLM_REGISTRY_ENVIRONMENT"
+ENVIRONMENT_HELP = (
+    "Name of the environment this registry is for (e.g. production); shown in the plan, "
+    "recorded in plan files and audit events [default: $LLM_REGISTRY_ENVIRONMENT]."
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a plan applies. `database_identity` binds plan files; the other fields are for people."""
+
+    database: str
+    environment: str | None = None
+    revision: str | None = None
+    database_identity: str | None = None
+
+    def summary(self) -> str:
+        """One line: `database X, environment Y, revision Z` (unset parts say so)."""
+        return (
+            f"database {self.database}, environment {self.environment or '(none)'}, "
+            f"revision {short_revision(self.revision)}"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The target as the JSON plan shows it (`database_identity` stays in plan files only)."""
+        return {"database": self.database, "environment": self.environment, "revision": self.revision}
+
+
+def short_revision(revision: str | None) -> str:
+    """A git commit shortened to 12 characters for display; `(unknown)` when there is none."""
+    if not revision:
+        return "(unknown)"
+    if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision.lower()):
+        return revision[:12]
+    return revision
+
+
+def describe_url(url: "URL") -> str:
+    """`user@host:port/dbname` of a SQLAlchemy URL: never the password, masked or not."""
+    host = url.host
+    query_host = url.query.get("host")
+    if host is None and query_host:
+        socket = query_host if isinstance(query_host, str) else query_host[0]
+        return f"{url.username or ''}@{socket}/{url.database or ''}"
+    port = f":{url.port}" if url.port else ""
+    user = f"{url.username}@" if url.username else ""
+    return f"{user}{host or 'localhost'}{port}/{url.database or ''}"
+
+
+def database_identity(connection: "Connection") -> str:
+    """`<system_identifier>/<database name>`: the same for every connection to this database only.
+
+    A role without EXECUTE on pg_control_system() (it is granted to PUBLIC by default)
+    gets a RegistryError saying what to grant.
+    """
+    from sqlalchemy import text
+
+    allowed = connection.execute(
+        text("SELECT has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')")
+    ).scalar()
+    if not allowed:
+        raise RegistryError(
+            "this database role may not call pg_control_system(), which identifies the database a plan "
+            "is bound to: GRANT EXECUTE ON FUNCTION pg_control_system() TO <role>"
+        )
+    system_identifier, name = connection.execute(
+        text("SELECT (SELECT system_identifier FROM pg_control_system()), current_database()")
+    ).one()
+    return f"{system_identifier}/{name}"
+
+
+def read_target(connection: "Connection", *, environment: str | None, revision: str | None) -> Target:
+    """The target of a command running on `connection`."""
+    return Target(
+        database=describe_url(connection.engine.url),
+        environment=environment or None,
+        revision=revision or None,
+        database_identity=database_identity(connection),
+    )
+
+
+def default_revision(environ: Mapping[str, str], directory: Path | None) -> str | None:
+    """`GITHUB_SHA`, else the git HEAD of the registry directory, else None."""
+    if environ.get("GITHUB_SHA"):
+        return environ["GITHUB_SHA"]
+    if directory is None:
+        return None
+    where = directory if directory.is_dir() else directory.parent
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return completed.stdout.strip() or None if completed.returncode == 0 else None
