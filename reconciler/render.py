@@ -262,7 +262,7 @@ def render_markdown(plan: Plan, target: Target | None = None) -> str:
 
 
 def render_github(plan: Plan) -> str:
-    """GitHub workflow commands: an error per blocked change at its file:line, warnings, a notice."""
+    """GitHub workflow commands: an error per blocked change at its file:line, each model's warnings there, the plan's warnings, a notice."""
     lines = []
     for action in plan.blocked:
         where = ""
@@ -273,6 +273,13 @@ def render_github(plan: Plan) -> str:
         lines.append(f"::error{where},title=llm-registry blocked::{escape_github_data(message)}" if where else f"::error title=llm-registry blocked::{escape_github_data(message)}")
     for reason in plan.refusals:
         lines.append(f"::error title=llm-registry refused::{escape_github_data(reason)}")
+    for action in plan.actions:
+        for note in action.warnings:
+            where = ""
+            if action.location:
+                loc = action.location
+                where = f" file={escape_github_property(loc.file)},line={loc.line},col={loc.column},"
+            lines.append(f"::warning{where or ' '}title=llm-registry::{escape_github_data(f'{action.name}: {note}')}")
     for note in plan.warnings:
         lines.append(f"::warning title=llm-registry::{escape_github_data(note)}")
     lines.append(f"::notice title=llm-registry plan::{escape_github_data(summary_line(plan))}")

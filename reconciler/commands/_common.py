@@ -18,7 +18,7 @@ SQLAlchemy.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
 import click
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection, Engine
 
+    from reconciler.diagnostics import Diagnostic
     from reconciler.spec import RegistrySpec
     from reconciler.validate import ValidationResult
 
@@ -136,21 +137,26 @@ def open_database(
         engine.dispose()
 
 
-def load_registry_reporting(directory: "Path") -> tuple["RegistrySpec", "ValidationResult"]:
+def load_registry_reporting(directory: "Path", *, annotate: bool = False) -> tuple["RegistrySpec", "ValidationResult"]:
     """Validate the registry for a command that goes on to the database.
 
-    Diagnostics are printed as `validate` prints them (stderr, file/line order); an
-    invalid registry raises InvalidRegistry (exit 1) before anything else happens.
+    Diagnostics are printed as `validate` prints them (stderr, file/line order), and with
+    `annotate` also as GitHub annotations on stdout; an invalid registry raises
+    InvalidRegistry (exit 1) before anything else happens.
     """
-    from reconciler.diagnostics import format_text
+    from reconciler.diagnostics import format_github, format_text
     from reconciler.pipeline import InvalidRegistry, load_registry
+
+    def report(diagnostics: "Iterable[Diagnostic]") -> None:
+        for diagnostic in diagnostics:
+            click.echo(format_text(diagnostic), err=True)
+            if annotate:
+                click.echo(format_github(diagnostic))
 
     try:
         registry, validation = load_registry(directory)
     except InvalidRegistry as invalid:
-        for diagnostic in invalid.result.diagnostics:
-            click.echo(format_text(diagnostic), err=True)
+        report(invalid.result.diagnostics)
         raise
-    for diagnostic in validation.diagnostics:
-        click.echo(format_text(diagnostic), err=True)
+    report(validation.diagnostics)
     return registry, validation

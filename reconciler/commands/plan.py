@@ -40,6 +40,18 @@ def text_style() -> Callable[..., str]:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 only when there are none).")
 @click.option("--allow-delete-all", is_flag=True, help="Allow a plan that deletes every managed model.")
 @click.option("--environment", metavar="NAME", envvar=ENVIRONMENT_ENV, help=ENVIRONMENT_HELP)
+@click.option(
+    "--pr-comment", is_flag=True,
+    help="Also post the plan as ONE sticky comment on the pull request (updated in place on every run, "
+    "found by a hidden marker per directory and environment), write it to $GITHUB_STEP_SUMMARY and print "
+    "annotations. Needs GITHUB_TOKEN, GITHUB_REPOSITORY and the PR (GITHUB_EVENT_PATH or --pr).",
+)
+@click.option("--pr", "pr_number", type=click.IntRange(min=1), metavar="N", help="Pull request number for --pr-comment [default: from $GITHUB_EVENT_PATH].")
+@click.option(
+    "--drift-issue", is_flag=True,
+    help="Scheduled drift check: open or update one issue (label llm-registry-drift) when the plan has "
+    "changes, close it when there are none; also writes $GITHUB_STEP_SUMMARY.",
+)
 def command(
     directory: Path,
     database_url: str | None,
@@ -48,6 +60,9 @@ def command(
     detailed_exitcode: bool,
     allow_delete_all: bool,
     environment: str | None,
+    pr_comment: bool,
+    pr_number: int | None,
+    drift_issue: bool,
 ) -> int:
     """Compare DIRECTORY (default: registry.d) with the registry in the database.
 
@@ -69,7 +84,9 @@ def command(
     from reconciler.state import read_state
     from reconciler.target import default_revision, read_target
 
-    registry, _ = load_registry_reporting(directory)
+    if pr_number is not None and not pr_comment:
+        raise click.UsageError("--pr goes with --pr-comment")
+    registry, _ = load_registry_reporting(directory, annotate=pr_comment or drift_issue)
     # One snapshot for every query: models and KB links agree with each other.
     with open_database(database_url, isolation_level="REPEATABLE READ") as connection:
         state = read_state(connection)
@@ -90,6 +107,16 @@ def command(
         click.echo(render_text(plan, style=text_style(), target=target), color=use_colour())
         if out is not None:
             click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with:\n  llm-registry apply {out}")
+    if pr_comment or drift_issue:
+        from reconciler.github import deliver_plan
+
+        if output_format != "github":  # one run: the annotations too
+            click.echo(render_github(plan))
+        for line in deliver_plan(
+            plan, target, os.environ, directories=[str(directory)], pr_comment=pr_comment, pr_number=pr_number,
+            drift_issue=drift_issue,
+        ):  # fmt: skip
+            click.echo(line, err=True)
 
     if plan.is_blocked:
         return EXIT_BLOCKED

@@ -8,11 +8,14 @@ request record.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
 from tests.fakes.provider import FakeProvider
+
+if TYPE_CHECKING:
+    from tests.fakes.github import FakeGitHub
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +47,12 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def fake_github() -> Iterator["FakeGitHub"]:
+    """A fake GitHub REST API on 127.0.0.1 (tests/fakes/github.py), fresh per test; `fake_github.environ(pr=N)`."""
+    from tests.fakes.github import FakeGitHub
+
+    with FakeGitHub(token="ghs_canary_token_never_printed") as fake:
+        yield fake

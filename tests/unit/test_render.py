@@ -113,3 +113,28 @@ def test_github_annotations_point_blocked_changes_at_their_file() -> None:
     out = render_github(apply_policies(compute_plan(registry(keep), state, {}), state))
     assert out.splitlines()[0].startswith("::error file=models.yaml,line=1,col=1,title=llm-registry blocked::update of keep blocked: used by 1 knowledge base: kb-1")
     assert out.splitlines()[-1] == "::notice title=llm-registry plan::Plan: 0 to create, 0 to update, 0 to delete, 1 blocked."
+
+
+def test_github_annotations_carry_each_models_warnings_at_its_file() -> None:
+    row = stored_from(embedding_model(name="old", default=True))
+    off = embedding_model(name="old", active=False, default=False)
+    state = RegistryState((row,), (knowledge_base("kb-1", embedding=row),))
+    out = render_github(apply_policies(compute_plan(registry(off), state, {}), state))
+    assert "::warning file=models.yaml,line=1,col=1,title=llm-registry::old: deactivates a model used by 1 knowledge base: kb-1" in out.splitlines()
+
+
+def test_every_format_names_the_target() -> None:
+    from reconciler.render import plan_to_json_data
+    from reconciler.target import Target
+
+    target = Target("ci@db.internal:5432/kb", "production", "0123456789abcdef0123456789abcdef01234567", "7/kb")
+    plan = mixed_plan()
+    assert render_text(plan, target=target).splitlines()[0] == (
+        "Target: database ci@db.internal:5432/kb, environment production, revision 0123456789ab"
+    )
+    assert "Database `ci@db.internal:5432/kb` · environment `production` · revision `0123456789ab`" in render_markdown_parts(plan, target=target)[0]
+    assert plan_to_json_data(plan, target)["target"] == {
+        "database": "ci@db.internal:5432/kb", "environment": "production", "revision": "0123456789abcdef0123456789abcdef01234567",
+    }  # fmt: skip
+    assert "7/kb" not in json.dumps(plan_to_json_data(plan, target))  # the identity stays in plan files
+    assert render_text(plan, target=Target("x@y/z")).splitlines()[0] == "Target: database x@y/z, environment (none), revision (unknown)"

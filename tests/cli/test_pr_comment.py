@@ -1,0 +1,96 @@
+"""`plan --pr-comment` and `plan --drift-issue` against real PostgreSQL and a fake GitHub API on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.github import sticky_key
+from tests.cli.applyutil import APPLY_ENV, write_story_registry
+from tests.factories import CANARY_KEY
+from tests.fakes.github import FakeGitHub
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def registry_dir(tmp_path: Path, fake_provider: Any) -> Path:
+    # an openai model with top_k: a per-model warning the annotations must carry
+    return write_story_registry(tmp_path / "registry.d", fake_provider)
+
+
+def plan_on_pr(run_cli: Any, registry_dir: Path, database_url: str, fake: FakeGitHub, tmp_path: Path, *args: str) -> Any:
+    summary = tmp_path / "step-summary.md"
+    env = {**APPLY_ENV, **fake.environ(pr=7), "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_SHA": "a" * 40}
+    return run_cli("plan", str(registry_dir), "--database-url", database_url, "--pr-comment", "--environment", "production", *args, env=env)
+
+
+def test_two_plan_runs_leave_exactly_one_comment_updated(
+    run_cli: Any, registry_dir: Path, database_url: str, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    first = plan_on_pr(run_cli, registry_dir, database_url, fake_github, tmp_path)
+    assert first.exit_code == 0, first.output
+    assert "Posted the plan comment on pull request #7 (1 part)." in first.stderr
+    second = plan_on_pr(run_cli, registry_dir, database_url, fake_github, tmp_path, "--detailed-exitcode")
+    assert second.exit_code == 2, second.output
+    assert "Updated the plan comment on pull request #7 (1 part)." in second.stderr
+
+    comments = fake_github.comments(7)
+    assert len(comments) == 1
+    body = comments[0]
+    key = sticky_key([str(registry_dir)], "production")
+    assert body.startswith(f"<!-- llm-registry-plan key={key} part=1 -->\n### llm-registry plan")
+    assert "environment `production` · revision `aaaaaaaaaaaa`" in body
+    assert "**Plan: 2 to create, 0 to update, 0 to delete, 0 blocked.**" in body
+    assert [r.method for r in fake_github.requests] == ["GET", "POST", "GET", "PATCH"]
+
+
+def test_one_run_gives_comment_annotations_summary_and_exit_code(
+    run_cli: Any, registry_dir: Path, database_url: str, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    result = plan_on_pr(run_cli, registry_dir, database_url, fake_github, tmp_path)
+    assert result.exit_code == 0, result.output
+    # the text plan for the log, then the annotations, warnings of each model included
+    assert "Target: database " in result.stdout
+    assert "::notice title=llm-registry plan::Plan: 2 to create" in result.stdout
+    warning = [line for line in result.stdout.splitlines() if line.startswith("::warning file=")]
+    assert len(warning) == 1 and ",line=27,col=12," in warning[0] and warning[0].endswith("::openai does not offer top_k; it will be stored but has no effect")
+    summary = (tmp_path / "step-summary.md").read_text()
+    assert summary.strip() == fake_github.comments(7)[0].split("\n", 1)[1].strip()
+    for text in (result.output, summary, fake_github.comments(7)[0]):
+        assert fake_github.token not in text and CANARY_KEY not in text
+
+
+def test_a_comment_that_github_refuses_fails_the_run_without_the_token(
+    run_cli: Any, registry_dir: Path, database_url: str, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    fake_github.read_only = True
+    result = plan_on_pr(run_cli, registry_dir, database_url, fake_github, tmp_path)
+    assert result.exit_code == 1
+    assert "HTTP 403" in result.stderr and fake_github.token not in result.output
+    assert "Plan: 2 to create" in result.stdout  # the plan itself was still shown
+
+
+def test_pr_without_pr_comment_is_a_usage_error(run_cli: Any, registry_dir: Path, database_url: str) -> None:
+    result = run_cli("plan", str(registry_dir), "--database-url", database_url, "--pr", "3", env=APPLY_ENV)
+    assert result.exit_code == 1 and "--pr goes with --pr-comment" in result.stderr
+
+
+def test_drift_issue_opened_on_changes_and_closed_once_clean(
+    run_cli: Any, registry_dir: Path, database_url: str, fake_github: FakeGitHub
+) -> None:
+    env = {**APPLY_ENV, **fake_github.environ(pr=None)}
+    drift = run_cli("plan", str(registry_dir), "--database-url", database_url, "--detailed-exitcode", "--drift-issue", "--environment", "production", env=env)
+    assert drift.exit_code == 2, drift.output
+    assert "Drift: opened issue #1." in drift.stderr
+    [issue] = fake_github.issues()
+    assert issue["title"] == "llm-registry drift: production differs from git" and issue["state"] == "open"
+
+    applied = run_cli("apply", str(registry_dir), "--database-url", database_url, "--auto-approve", env=APPLY_ENV)
+    assert applied.exit_code == 0, applied.output
+    clean = run_cli("plan", str(registry_dir), "--database-url", database_url, "--detailed-exitcode", "--drift-issue", "--environment", "production", env=env)
+    assert clean.exit_code == 0, clean.output
+    assert "Drift: closed issue #1." in clean.stderr
+    assert [i["state"] for i in fake_github.issues()] == ["closed"]
