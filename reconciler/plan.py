@@ -4,7 +4,8 @@ Semantics (DESIGN.md, "Plan semantics"):
 - identity is the model name; a name in git and not in the database is a create,
   in both but different an update listing each changed field, a managed row no
   longer in git a delete;
-- defaults are filled in on both sides before comparing (`spec.desired_record`);
+- defaults are filled in on both sides before comparing (`spec.desired_record`),
+  except that an omitted parameter leaves a NULL column unset (`spec.keep_unset_parameters`);
 - rows without the `managed_by` mark are never touched unless git declares a model
   of that name (adoption); the others are listed as unmanaged;
 - `previous_names` renames a row in place (same id, KB links intact);
@@ -25,7 +26,7 @@ from typing import Any, Literal, Mapping, Sequence
 from reconciler import MANAGED_BY
 from reconciler.diagnostics import Location
 from reconciler.gc_pause import collector_paused
-from reconciler.spec import RECORD_FIELDS, ModelDefinition, RegistrySpec, desired_record
+from reconciler.spec import RECORD_FIELDS, ModelDefinition, RegistrySpec, desired_record, keep_unset_parameters
 from reconciler.state import RegistryState, StoredModel, state_fingerprint
 
 ActionKind = Literal["create", "update", "delete"]
@@ -200,6 +201,7 @@ def compute_plan(
             )
             continue
         claimed.add(row.name)
+        desired = keep_unset_parameters(model, desired, row.record)
         if desired_fp == KEY_UNKNOWN and row.record.get("api_key") is not None:
             unchecked.append(model.name)
         changes = _record_changes(desired, row.record, desired_fp)

@@ -77,10 +77,10 @@ class EmbeddingParameters(_Strict):
     """Parameters of an embedding model (AC-7.9.5)."""
 
     dimensions: int = Field(gt=0, le=MAX_DIMENSIONS, description="Length of the vectors the model returns.")
-    max_tokens: PositiveInt = Field(8192, description="Longest input the model embeds, in tokens.")
-    normalize: bool = Field(True, description="Whether vectors are normalised to unit length.")
-    distance_metric: DistanceMetric = Field("cosine", description="How KBs compare the vectors.")
-    batch_size: int = Field(32, ge=1, le=MAX_BATCH_SIZE, description="Texts sent per embedding request.")
+    max_tokens: PositiveInt | None = Field(8192, description="Longest input the model embeds, in tokens; null: not set.")
+    normalize: bool | None = Field(True, description="Whether vectors are normalised to unit length; null: not set.")
+    distance_metric: DistanceMetric | None = Field("cosine", description="How KBs compare the vectors; null: not set.")
+    batch_size: int | None = Field(32, ge=1, le=MAX_BATCH_SIZE, description="Texts sent per embedding request; null: not set.")
 
 
 class GenerationParameters(_Strict):
@@ -88,8 +88,8 @@ class GenerationParameters(_Strict):
 
     context_window: PositiveInt = Field(description="Tokens the model reads, prompt and answer together.")
     max_output_tokens: PositiveInt | None = Field(None, description="Longest answer; at most context_window.")
-    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature, 0.0 to 2.0.")
-    top_p: float = Field(1.0, ge=0.0, le=1.0, description="Nucleus sampling, 0.0 to 1.0.")
+    temperature: float | None = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature, 0.0 to 2.0; null: not set.")
+    top_p: float | None = Field(1.0, ge=0.0, le=1.0, description="Nucleus sampling, 0.0 to 1.0; null: not set.")
     top_k: PositiveInt | None = Field(None, description="Top-k sampling; not offered by openai or azure.")
 
     @model_validator(mode="after")
@@ -105,8 +105,8 @@ class GenerationParameters(_Strict):
 class NerParameters(_Strict):
     """Parameters of a named-entity-recognition model."""
 
-    max_tokens: PositiveInt = Field(8192, description="Longest input, in tokens.")
-    batch_size: int = Field(32, ge=1, le=MAX_BATCH_SIZE, description="Texts sent per request.")
+    max_tokens: PositiveInt | None = Field(8192, description="Longest input, in tokens; null: not set.")
+    batch_size: int | None = Field(32, ge=1, le=MAX_BATCH_SIZE, description="Texts sent per request; null: not set.")
 
 
 class _ModelBase(_Strict):
@@ -226,6 +226,25 @@ def desired_record(model: "ModelDefinition") -> dict[str, Any]:
 
 
 ModelDefinition = Union[EmbeddingModel, GenerationModel, NerModel]
+
+
+def keep_unset_parameters(
+    model: "ModelDefinition", desired: Mapping[str, Any], stored: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`desired` for an existing row, with omitted parameters left unset where the row has them unset.
+
+    A parameter the file does not write takes its default on a new row. On an existing
+    row whose column is NULL (a row from the old admin page) the default is *not*
+    filled in: writing it would change a KB-used embedding model's `normalize` or
+    `distance_metric`, a change the plan blocks, and nobody asked for it. Writing the
+    value (or `null`) in the file says what is wanted either way.
+    """
+    written = model.parameters.model_fields_set
+    adjusted = dict(desired)
+    for name in type(model.parameters).model_fields:
+        if name not in written and stored.get(name) is None:
+            adjusted[name] = None
+    return adjusted
 MODEL_CLASSES: dict[str, type[_ModelBase]] = {"embedding": EmbeddingModel, "generation": GenerationModel, "ner": NerModel}
 MODEL_ADAPTER: TypeAdapter[ModelDefinition] = TypeAdapter(ModelSpec)
 

@@ -114,3 +114,48 @@ def test_adoption_warns() -> None:
     row = StoredModel(row.id, row.name, None, row.record)
     (action,) = planned(registry(model), RegistryState((row,))).actions
     assert action.adopt and "adopts a row that was created by hand" in action.warnings[0]
+
+
+def _legacy_embedding_row():  # noqa: ANN202 - test helper
+    """A KB-used embedding row from the old admin page: normalize and distance_metric NULL."""
+    return stored_from(
+        embedding_model(name="legacy-embed"), managed_by=None, normalize=None, distance_metric=None, batch_size=None
+    )
+
+
+def test_adopting_a_kb_used_legacy_row_that_omits_its_null_parameters_changes_nothing_but_ownership() -> None:
+    row = _legacy_embedding_row()
+    written = embedding_model(name="legacy-embed", parameters={"dimensions": 768})
+    for omitted in ("normalize", "distance_metric", "batch_size"):
+        del written["parameters"][omitted]
+    state = RegistryState((row,), (knowledge_base("docs", embedding=row),))
+    (action,) = planned(registry(written), state).actions
+    assert action.adopt and not action.is_blocked
+    assert action.changed_fields() == ("managed_by",)
+    assert action.desired["normalize"] is None and action.desired["distance_metric"] is None
+
+
+def test_null_in_the_file_says_not_set_and_matches_a_null_column() -> None:
+    row = _legacy_embedding_row()
+    written = embedding_model(name="legacy-embed", parameters={"normalize": None, "distance_metric": None, "batch_size": None})
+    state = RegistryState((row,), (knowledge_base("docs", embedding=row),))
+    (action,) = planned(registry(written), state).actions
+    assert action.changed_fields() == ("managed_by",) and not action.is_blocked
+
+
+def test_writing_a_value_over_a_null_column_of_a_kb_used_embedding_is_still_blocked() -> None:
+    row = _legacy_embedding_row()
+    written = embedding_model(name="legacy-embed", parameters={"normalize": True, "distance_metric": None, "batch_size": None})
+    state = RegistryState((row,), (knowledge_base("docs", embedding=row),))
+    (action,) = planned(registry(written), state).actions
+    assert action.changed_fields() == ("managed_by", "normalize") and action.is_blocked
+
+
+def test_an_omitted_parameter_still_takes_its_default_on_a_new_row_and_over_a_set_column() -> None:
+    written = embedding_model(name="e", parameters={"dimensions": 768})
+    del written["parameters"]["batch_size"]
+    (create,) = planned(registry(written), RegistryState()).actions
+    assert create.desired["batch_size"] == 32
+    row = stored_from(embedding_model(name="e"), batch_size=64)
+    (update,) = planned(registry(written), RegistryState((row,))).actions
+    assert update.changed_fields() == ("batch_size",) and update.desired["batch_size"] == 32

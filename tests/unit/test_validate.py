@@ -749,3 +749,22 @@ def test_directory_without_registry_files_warns(tmp_path: Path) -> None:
     result = validate_directory(tmp_path)
     assert result.ok
     assert only(result, "no-files").severity == "warning"
+
+
+def test_null_says_not_set_for_parameters_the_table_may_leave_empty(tmp_path: Path) -> None:
+    unset = {"max_tokens": None, "normalize": None, "distance_metric": None, "batch_size": None}
+    result = check(
+        tmp_path,
+        embedding_model(name="e", parameters=unset),
+        generation_model(name="g", parameters={"temperature": None, "top_p": None, "max_output_tokens": None}),
+        ner_model(name="n", parameters={"max_tokens": None, "batch_size": None}),
+    )
+    assert result.ok, result.diagnostics
+    embedding = result.spec.by_name()["e"]
+    assert all(getattr(embedding.parameters, field) is None for field in unset)
+
+
+@pytest.mark.parametrize(("factory", "field"), [(embedding_model, "dimensions"), (generation_model, "context_window")])
+def test_null_is_refused_for_parameters_the_table_requires(tmp_path: Path, factory: Any, field: str) -> None:
+    result = check(tmp_path, factory(name="m", parameters={field: None}))
+    assert only(result, "wrong-type").message == f"parameters.{field}: expected an integer, got null"
