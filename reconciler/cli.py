@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "audit": "audit",
     "db": "db",
     "schema": "schema",
+    "export": "export",
 }
 
 # command name -> its short help, exactly as Click derives it from the command's
@@ -44,6 +45,7 @@ SUMMARIES: dict[str, str] = {
     "audit": "Show the audit trail: every model created, updated, deleted or connection-tested.",
     "db": "Manage the registry's database schema and the embedded default cluster.",
     "schema": "Print the JSON Schema of a registry file (generated from the pydantic models).",
+    "export": "Write every model of the database (managed and made by hand) as registry files.",
 }
 
 EXIT_INTERRUPTED = 130

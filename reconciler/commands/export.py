@@ -1,0 +1,150 @@
+"""`llm-registry export`: the registry a team already has, as registry files (or a LiteLLM config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from reconciler.commands._common import database_url_option
+from reconciler.errors import EXIT_OK, RegistryError
+
+if TYPE_CHECKING:
+    from reconciler.export import ExportModel
+
+
+@click.command("export")
+@database_url_option
+@click.option(
+    "--out",
+    "out",
+    metavar="PATH",
+    default=None,
+    help="registry: the directory to write [default: registry.d]; litellm: the file to write [default: stdout].",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["provider", "type", "none"]),
+    default="provider",
+    show_default=True,
+    help="One file per provider, per type, or one models.yaml.",
+)
+@click.option("--explicit", is_flag=True, help="Write every field, also those equal to their default.")
+@click.option("--force", is_flag=True, help="Overwrite files that exist.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["registry", "litellm"]),
+    default="registry",
+    show_default=True,
+    help="registry: files for registry.d/; litellm: a LiteLLM proxy config (model_list) of the active models.",
+)
+@click.option(
+    "--registry",
+    "registry_dir",
+    metavar="DIR",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Export the models of these registry files instead of the database (keeps their variable names).",
+)
+def command(
+    database_url: str | None,
+    out: str | None,
+    split: str,
+    explicit: bool,
+    force: bool,
+    output_format: str,
+    registry_dir: Path | None,
+) -> int:
+    """Write every model of the database (managed and made by hand) as registry files.
+
+    Fields follow the documented order; those equal to their default are left out
+    (unless --explicit); a column the table leaves NULL is written `null` (not set).
+    Keys are never written: a model with a stored key gets `api_key:
+    ${env:LLM_KEY_<NAME>}` (the name upper-cased, other characters `_`), and the
+    command lists the variables to set before `plan`/`apply`. Existing files are
+    not overwritten without --force. `plan` on the output then shows only the
+    adoption of hand-made rows.
+    """
+    models = _models_from_registry(registry_dir) if registry_dir is not None else _models_from_database(database_url)
+    if output_format == "litellm":
+        return _write_litellm(models, out, force)
+    return _write_registry(models, Path(out or "registry.d"), split, explicit, force)
+
+
+def _models_from_database(database_url: str | None) -> list["ExportModel"]:
+    from reconciler.commands._common import open_database
+    from reconciler.export import ExportModel, key_variables
+    from reconciler.state import read_state
+
+    with open_database(database_url, isolation_level="REPEATABLE READ") as connection:
+        state = read_state(connection)
+        with_keys = _names_with_stored_keys(connection)
+    variables = key_variables(sorted(with_keys | {m.name for m in state.models if m.record["api_key"] is not None}))
+    return [ExportModel(m.name, m.record, variables.get(m.name), m.managed) for m in state.models]
+
+
+def _names_with_stored_keys(connection: Any) -> set[str]:
+    """Names of rows holding an encrypted key, with or without a fingerprint (legacy rows may lack one)."""
+    from sqlalchemy import select
+
+    from reconciler.tables import llm_models
+
+    column = llm_models.c["api_key" if "api_key" in llm_models.c else "api_key_encrypted"]
+    return set(connection.execute(select(llm_models.c.name).where(column.is_not(None))).scalars())
+
+
+def _models_from_registry(directory: Path) -> list["ExportModel"]:
+    from reconciler.commands._common import load_registry_reporting
+    from reconciler.export import ExportModel
+    from reconciler.spec import desired_record, env_reference_name
+
+    registry, _ = load_registry_reporting(directory)
+    return [
+        ExportModel(model.name, desired_record(model), env_reference_name(model.api_key) if model.api_key else None)
+        for model in registry.models
+    ]
+
+
+def _write_registry(models: list["ExportModel"], out: Path, split: str, explicit: bool, force: bool) -> int:
+    from reconciler.diagnostics import format_text
+    from reconciler.export import export_registry
+    from reconciler.validate import validate_directory
+
+    result = export_registry(models, split=split, explicit=explicit)  # type: ignore[arg-type]
+    if out.exists() and not out.is_dir():
+        raise RegistryError(f"--out {out} is not a directory; nothing was written")
+    existing = sorted(f.name for f in result.files if (out / f.name).exists())
+    if existing and not force:
+        raise RegistryError(
+            f"{out} already has {', '.join(existing)}; use --force to overwrite (nothing was written)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    ours = {f.name for f in result.files}
+    for exported in result.files:
+        (out / exported.name).write_text(exported.text, encoding="utf-8")
+    count = len(models)
+    click.echo(f"Wrote {count} model{'s' * (count != 1)} to {out}: {', '.join(f.name for f in result.files)}")
+    others = sorted(
+        str(p.relative_to(out)) for p in out.rglob("*") if p.suffix in (".yaml", ".yml") and p.name not in ours
+    )
+    if others:
+        click.echo(f"warning: {out} also holds {', '.join(others)}, read together with the export", err=True)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if result.variables:
+        click.echo("Set these environment variables to the models' keys before plan/apply:")
+        width = max(len(variable) for variable, _ in result.variables)
+        for variable, name in result.variables:
+            click.echo(f"  {variable.ljust(width)}  model {name}")
+    validation = validate_directory(out)
+    if not validation.ok:
+        click.echo("The exported rows break rules of the format; fix these before plan:", err=True)
+        for diagnostic in validation.errors:
+            click.echo(format_text(diagnostic), err=True)
+    return EXIT_OK
+
+
+def _write_litellm(models: list["ExportModel"], out: str | None, force: bool) -> int:
+    raise RegistryError("--format litellm is not available yet")
