@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "db": "db",
     "schema": "schema",
     "export": "export",
+    "show": "show",
 }
 
 # command name -> its short help, exactly as Click derives it from the command's
@@ -46,6 +47,7 @@ SUMMARIES: dict[str, str] = {
     "db": "Manage the registry's database schema and the embedded default cluster.",
     "schema": "Print the JSON Schema of a registry file (generated from the pydantic models).",
     "export": "Write every model of the database (managed and made by hand) as registry files.",
+    "show": "Show one model: its full record, the KBs using it, its last connection test and audit events.",
 }
 
 EXIT_INTERRUPTED = 130

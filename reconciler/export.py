@@ -21,7 +21,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
-from reconciler.spec import MODEL_CLASSES, PARAMETER_FIELDS
+from reconciler.spec import MODEL_CLASSES, PARAMETER_FIELDS, parameter_fields
 
 Split = Literal["provider", "type", "none"]
 SPLITS: tuple[str, ...] = ("provider", "type", "none")
@@ -91,10 +91,8 @@ def key_variables(names_with_keys: Sequence[str]) -> dict[str, str]:
 def _parameter_defaults(model_type: str) -> dict[str, Any]:
     """Each parameter of the type -> its default (None when it has none or is required)."""
     parameters_class = MODEL_CLASSES[model_type].model_fields["parameters"].annotation
-    defaults: dict[str, Any] = {}
-    for name, info in parameters_class.model_fields.items():  # type: ignore[union-attr]
-        defaults[name] = None if info.is_required() else info.default
-    return defaults
+    fields = parameters_class.model_fields  # type: ignore[union-attr]
+    return {name: None if fields[name].is_required() else fields[name].default for name in parameter_fields(model_type)}
 
 
 def model_document(model: ExportModel, *, explicit: bool = False) -> tuple[dict[str, Any], list[str]]:

@@ -261,6 +261,15 @@ class RegistrySpec:
         return {model.name: model for model in self.models}
 
 
+def parameter_fields(model_type: str) -> tuple[str, ...]:
+    """The parameters a model of this type takes, in `PARAMETER_FIELDS` order (none for an unknown type)."""
+    model_class = MODEL_CLASSES.get(model_type)
+    if model_class is None:
+        return ()
+    taken = model_class.model_fields["parameters"].annotation.model_fields  # type: ignore[union-attr]
+    return tuple(field for field in PARAMETER_FIELDS if field in taken)
+
+
 _FIELD_NAMES_IN_YAML = {"is_active": "active", "is_default": "default"}
 
 

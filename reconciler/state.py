@@ -168,3 +168,18 @@ def read_state(connection: Any) -> RegistryState:
         for kb_id, name, embedding, generation in kb_rows
     )
     return RegistryState(models=tuple(models), knowledge_bases=kbs)
+
+
+def stored_key_names(connection: Any) -> frozenset[str]:
+    """Names of the rows that hold an encrypted key, fingerprinted or not.
+
+    `StoredModel.record["api_key"]` is the fingerprint; a row from the old admin page
+    may hold a key that has no fingerprint yet, and still has a key.
+    """
+    from sqlalchemy import select
+
+    from reconciler.tables import llm_models
+
+    # migration 0002 renames api_key_encrypted to the story's api_key
+    column = llm_models.c["api_key" if "api_key" in llm_models.c else "api_key_encrypted"]
+    return frozenset(connection.execute(select(llm_models.c.name).where(column.is_not(None))).scalars())

@@ -38,7 +38,7 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _summary(details: dict[str, Any]) -> str:
+def details_summary(details: dict[str, Any]) -> str:
     """One line of details for the table (the full record is in --format json)."""
     if "changes" in details and isinstance(details["changes"], dict):
         return "changed: " + ", ".join(sorted(details["changes"]))
@@ -94,7 +94,7 @@ def command(
             "model": event.model_name,
             "actor": event.actor,
             "revision": (event.source_revision or "")[:12] or None,
-            "details": _summary(dict(event.details)) or None,
+            "details": details_summary(dict(event.details)) or None,
         }
         for event in events
     ]

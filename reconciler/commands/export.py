@@ -76,23 +76,13 @@ def command(
 def _models_from_database(database_url: str | None) -> list["ExportModel"]:
     from reconciler.commands._common import open_database
     from reconciler.export import ExportModel, key_variables
-    from reconciler.state import read_state
+    from reconciler.state import read_state, stored_key_names
 
     with open_database(database_url, isolation_level="REPEATABLE READ") as connection:
         state = read_state(connection)
-        with_keys = _names_with_stored_keys(connection)
+        with_keys = stored_key_names(connection)
     variables = key_variables(sorted(with_keys | {m.name for m in state.models if m.record["api_key"] is not None}))
     return [ExportModel(m.name, m.record, variables.get(m.name), m.managed) for m in state.models]
-
-
-def _names_with_stored_keys(connection: Any) -> set[str]:
-    """Names of rows holding an encrypted key, with or without a fingerprint (legacy rows may lack one)."""
-    from sqlalchemy import select
-
-    from reconciler.tables import llm_models
-
-    column = llm_models.c["api_key" if "api_key" in llm_models.c else "api_key_encrypted"]
-    return set(connection.execute(select(llm_models.c.name).where(column.is_not(None))).scalars())
 
 
 def _models_from_registry(directory: Path) -> list["ExportModel"]:

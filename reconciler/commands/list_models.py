@@ -37,10 +37,14 @@ def format_table(rows: list[dict[str, Any]], columns: tuple[tuple[str, str], ...
 @database_url_option
 @click.option("--type", "model_type", type=click.Choice(MODEL_TYPES), help="Only models of this type.")
 @click.option("--provider", type=click.Choice(PROVIDERS), help="Only models of this provider.")
+@click.option("--status", type=click.Choice(["active", "inactive"]), help="Only active or only inactive models.")
 @click.option(
-    "--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True
+    "--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True,
+    help="json: the full record of each model (endpoint, api_version, parameters, KBs; never a key).",
 )
-def command(database_url: str | None, model_type: str | None, provider: str | None, output_format: str) -> int:
+def command(
+    database_url: str | None, model_type: str | None, provider: str | None, status: str | None, output_format: str
+) -> int:
     """List the models registered in the database.
 
     Shows each model's name, type, provider, model id, status (Active/Inactive),
@@ -48,10 +52,12 @@ def command(database_url: str | None, model_type: str | None, provider: str | No
     hand are listed too), and how many knowledge bases use it. API keys are never shown.
     """
     from reconciler.commands._common import open_database
-    from reconciler.state import read_state
+    from reconciler.inventory import model_view
+    from reconciler.state import read_state, stored_key_names
 
-    with open_database(database_url) as connection:
+    with open_database(database_url, isolation_level="REPEATABLE READ") as connection:
         state = read_state(connection)
+        with_keys = stored_key_names(connection)
     rows = []
     for model in state.models:
         record = model.record
@@ -59,26 +65,14 @@ def command(database_url: str | None, model_type: str | None, provider: str | No
             continue
         if provider and record["provider"] != provider:
             continue
-        rows.append(
-            {
-                "name": model.name,
-                "id": model.id,
-                "type": record["type"],
-                "provider": record["provider"],
-                "model_id": record["model_id"],
-                "active": bool(record["is_active"]),
-                "is_default": bool(record["is_default"]),
-                "managed": model.managed,
-                "managed_by": model.managed_by,
-                "knowledge_bases": list(state.kbs_using(model.id)),
-                "kb_count": len(state.kbs_using(model.id)),
-            }
-        )
+        if status and bool(record["is_active"]) != (status == "active"):
+            continue
+        rows.append(model_view(model, state.kbs_using(model.id), model.name in with_keys))
     if output_format == "json":
         click.echo(json.dumps({"models": rows}, indent=2))
         return EXIT_OK
     if not rows:
-        click.echo("No models registered." if not (model_type or provider) else "No models match.")
+        click.echo("No models registered." if not (model_type or provider or status) else "No models match.")
         return EXIT_OK
     table_rows = [
         {

@@ -61,14 +61,23 @@ def test_json(run_cli: RunCli, database_url: str, registry: dict[str, str]) -> N
         "type": "embedding",
         "provider": "ollama",
         "model_id": "nomic-embed-text",
+        "api_endpoint": "http://localhost:11434",
+        "api_version": None,
+        "api_key_set": False,
+        "api_key_variable": None,
         "active": True,
         "is_default": True,
+        "description": "",
+        "parameters": {"dimensions": 768, "max_tokens": 8192, "normalize": True, "distance_metric": "cosine", "batch_size": 32},
         "managed": True,
         "managed_by": "llm-registry",
         "knowledge_bases": ["kb-1", "kb-2"],
         "kb_count": 2,
     }
     assert models["old-embed"]["managed"] is False and models["old-embed"]["managed_by"] is None
+    gpt = models["gpt-4o-mini"]
+    assert (gpt["api_key_set"], gpt["api_key_variable"], gpt["api_endpoint"]) == (True, "LLM_KEY_GPT_4O_MINI", None)
+    assert gpt["parameters"] == {"context_window": 8192, "max_output_tokens": 1024, "temperature": 0.7, "top_p": 1.0, "top_k": None}
 
 
 @pytest.mark.parametrize(
@@ -79,6 +88,9 @@ def test_json(run_cli: RunCli, database_url: str, registry: dict[str, str]) -> N
         (("--type", "ner"), []),
         (("--provider", "openai"), ["gpt-4o-mini"]),
         (("--type", "embedding", "--provider", "openai"), []),
+        (("--status", "active"), ["gpt-4o-mini", "nomic-embed"]),
+        (("--status", "inactive"), ["old-embed"]),
+        (("--status", "inactive", "--type", "generation"), []),
     ],
 )
 def test_filters(run_cli: RunCli, database_url: str, registry: dict[str, str], args: tuple[str, ...], names: list[str]) -> None:
