@@ -41,7 +41,11 @@ def test_help_reads_as_if_every_command_were_imported(width: int) -> None:
         eager.add_command(real_command(name), name)
 
     def render(group: click.Group) -> str:
-        with click.Context(group, info_name="llm-registry", terminal_width=width, max_content_width=100) as ctx:
+        # The group's context settings as a real run applies them: Click caches a command's
+        # help option from the first context it sees, so a bare Context here would render
+        # `--help` or `-h, --help` depending on whether an earlier test ran the command.
+        settings = {**cli.cli.context_settings, "terminal_width": width, "max_content_width": 100}
+        with click.Context(group, info_name="llm-registry", **settings) as ctx:
             return group.get_help(ctx)
 
     assert render(cli.cli) == render(eager)
