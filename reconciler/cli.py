@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "schema": "schema",
     "export": "export",
     "show": "show",
+    "import": "import_litellm",
 }
 
 # command name -> its short help, exactly as Click derives it from the command's
@@ -48,6 +49,7 @@ SUMMARIES: dict[str, str] = {
     "schema": "Print the JSON Schema of a registry file (generated from the pydantic models).",
     "export": "Write every model of the database (managed and made by hand) as registry files.",
     "show": "Show one model: its full record, the KBs using it, its last connection test and audit events.",
+    "import": "Turn a LiteLLM proxy config's model_list into registry files.",
 }
 
 EXIT_INTERRUPTED = 130

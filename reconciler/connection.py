@@ -445,6 +445,11 @@ def _litellm() -> Any:
     return litellm
 
 
+def configured_litellm() -> Any:
+    """The `litellm` module, imported once and made offline and quiet (for other commands that use it)."""
+    return _litellm()
+
+
 async def close_litellm_clients() -> None:
     """Close LiteLLM's cached async HTTP clients (they belong to the running loop) and forget them."""
     if _LITELLM is None:

@@ -10,7 +10,7 @@ importing this module costs nothing.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 PROVIDERS: tuple[str, ...] = ("ollama", "openai", "azure", "gemini", "anthropic", "cohere")
@@ -114,3 +114,83 @@ def litellm_model(provider: str, model_type: str, model_id: str) -> str:
     if provider == "gemini" and model_id.startswith("models/"):
         model_id = model_id[len("models/") :]  # LiteLLM adds `models/` itself
     return f"{provider}/{model_id}"
+
+
+# --------------------------------------------------------------------------------------
+# LiteLLM proxy configs (`model_list`): how its model strings and defaults map to ours.
+# --------------------------------------------------------------------------------------
+
+# LiteLLM's provider prefix -> our provider. `ollama_chat` and `cohere_chat` are
+# LiteLLM routes to the same providers (chat endpoints).
+LITELLM_PREFIXES: dict[str, str] = {
+    "openai": "openai",
+    "azure": "azure",
+    "gemini": "gemini",
+    "anthropic": "anthropic",
+    "cohere": "cohere",
+    "cohere_chat": "cohere",
+    "ollama": "ollama",
+    "ollama_chat": "ollama",
+}
+# A model string without a prefix: LiteLLM infers the provider from the name.
+_UNPREFIXED = (
+    (re.compile(r"^(gpt-|o[1-9]|chatgpt-|text-embedding-|davinci|babbage)"), "openai"),
+    (re.compile(r"^claude-"), "anthropic"),
+    (re.compile(r"^(command|embed-)"), "cohere"),
+)
+# The variable LiteLLM reads a provider's key from when the config gives none.
+LITELLM_KEY_VARIABLES: dict[str, str] = {
+    "openai": "OPENAI_API_KEY",
+    "azure": "AZURE_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "cohere": "COHERE_API_KEY",
+}
+# Likewise for Azure's endpoint and API version.
+LITELLM_AZURE_BASE_VARIABLE = "AZURE_API_BASE"
+LITELLM_AZURE_VERSION_VARIABLE = "AZURE_API_VERSION"
+
+
+def provider_from_litellm(model: str) -> tuple[str, str] | None:
+    """(provider, model_id) for a LiteLLM model string such as `azure/my-deployment`; None if not ours.
+
+    `ollama_chat/llama3` is ollama's `llama3`; an unprefixed `gpt-4o` is openai's, as
+    LiteLLM infers it. Providers we do not serve (bedrock, vertex_ai, openrouter, ...)
+    give None.
+    """
+    prefix, slash, rest = model.partition("/")
+    if slash:
+        provider = LITELLM_PREFIXES.get(prefix)
+        return (provider, rest) if provider and rest else None
+    for pattern, provider in _UNPREFIXED:
+        if pattern.match(model):
+            return provider, model
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Embedding models that produce vectors of a requested size.
+# --------------------------------------------------------------------------------------
+
+_SIZED_EMBEDDINGS: dict[str, Callable[[str], bool]] = {
+    # OpenAI: text-embedding-3-* and later; ada-002 refuses `dimensions`.
+    "openai": lambda model_id: "text-embedding-3" in model_id,
+    # Azure: a deployment's name need not say its model; ada-002 is the one Azure
+    # embedding model without sizes, so every deployment not named after it is asked.
+    "azure": lambda model_id: "ada" not in model_id.lower(),
+    # Gemini: text-embedding-004 and gemini-embedding-* take outputDimensionality; the
+    # legacy embedding-001 does not.
+    "gemini": lambda model_id: "embedding-001" not in model_id or "gemini-embedding" in model_id,
+    # Cohere: embed-v4.0 and later take output_dimension; v3 models have one fixed size.
+    "cohere": lambda model_id: bool(re.search(r"embed-v(?:[4-9]|\d\d)", model_id)),
+}
+
+
+def requests_dimensions(provider: str, model_id: str) -> bool:
+    """True when the embedding model returns vectors of the size a request asks for.
+
+    The connection test and `export --format litellm` then send the declared
+    `dimensions` (LiteLLM maps it to each provider's field). Ollama and Anthropic: never.
+    """
+    rule = _SIZED_EMBEDDINGS.get(provider)
+    return bool(rule and rule(model_id))

@@ -11,7 +11,9 @@ from reconciler.commands._common import database_url_option
 from reconciler.errors import EXIT_OK, RegistryError
 
 if TYPE_CHECKING:
-    from reconciler.export import ExportModel
+    from typing import Sequence
+
+    from reconciler.export import ExportedFile, ExportModel
 
 
 @click.command("export")
@@ -97,44 +99,77 @@ def _models_from_registry(directory: Path) -> list["ExportModel"]:
     ]
 
 
-def _write_registry(models: list["ExportModel"], out: Path, split: str, explicit: bool, force: bool) -> int:
-    from reconciler.diagnostics import format_text
-    from reconciler.export import export_registry
-    from reconciler.validate import validate_directory
+def write_files(out: Path, files: "Sequence[ExportedFile]", force: bool) -> None:
+    """Write the files into `out`, all or none: refused (RegistryError) when one exists and not `force`.
 
-    result = export_registry(models, split=split, explicit=explicit)  # type: ignore[arg-type]
+    Warns about other registry files already in `out`, which would be read with these.
+    """
     if out.exists() and not out.is_dir():
         raise RegistryError(f"--out {out} is not a directory; nothing was written")
-    existing = sorted(f.name for f in result.files if (out / f.name).exists())
+    existing = sorted(f.name for f in files if (out / f.name).exists())
     if existing and not force:
-        raise RegistryError(
-            f"{out} already has {', '.join(existing)}; use --force to overwrite (nothing was written)"
-        )
+        raise RegistryError(f"{out} already has {', '.join(existing)}; use --force to overwrite (nothing was written)")
     out.mkdir(parents=True, exist_ok=True)
-    ours = {f.name for f in result.files}
-    for exported in result.files:
+    ours = {f.name for f in files}
+    for exported in files:
         (out / exported.name).write_text(exported.text, encoding="utf-8")
-    count = len(models)
-    click.echo(f"Wrote {count} model{'s' * (count != 1)} to {out}: {', '.join(f.name for f in result.files)}")
     others = sorted(
         str(p.relative_to(out)) for p in out.rglob("*") if p.suffix in (".yaml", ".yml") and p.name not in ours
     )
     if others:
-        click.echo(f"warning: {out} also holds {', '.join(others)}, read together with the export", err=True)
-    for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    if result.variables:
+        click.echo(f"warning: {out} also holds {', '.join(others)}, read together with these files", err=True)
+
+
+def report_written(out: Path, variables: "Sequence[tuple[str, str]]") -> None:
+    """The variables to set, then every error `validate` finds in what was written."""
+    from reconciler.diagnostics import format_text
+    from reconciler.validate import validate_directory
+
+    if variables:
         click.echo("Set these environment variables to the models' keys before plan/apply:")
-        width = max(len(variable) for variable, _ in result.variables)
-        for variable, name in result.variables:
+        width = max(len(variable) for variable, _ in variables)
+        for variable, name in variables:
             click.echo(f"  {variable.ljust(width)}  model {name}")
     validation = validate_directory(out)
     if not validation.ok:
-        click.echo("The exported rows break rules of the format; fix these before plan:", err=True)
+        click.echo("The written models break rules of the format; fix these before plan:", err=True)
         for diagnostic in validation.errors:
             click.echo(format_text(diagnostic), err=True)
+
+
+def _write_registry(models: list["ExportModel"], out: Path, split: str, explicit: bool, force: bool) -> int:
+    from reconciler.export import export_registry
+
+    result = export_registry(models, split=split, explicit=explicit)  # type: ignore[arg-type]
+    write_files(out, result.files, force)
+    count = len(models)
+    click.echo(f"Wrote {count} model{'s' * (count != 1)} to {out}: {', '.join(f.name for f in result.files)}")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    report_written(out, result.variables)
     return EXIT_OK
 
 
 def _write_litellm(models: list["ExportModel"], out: str | None, force: bool) -> int:
-    raise RegistryError("--format litellm is not available yet")
+    import yaml
+
+    from reconciler.litellm_config import export_litellm
+
+    config = export_litellm(models)
+    header = (
+        "# LiteLLM proxy config written by `llm-registry export --format litellm`: the registry's active models.\n"
+        "# Keys are read from the environment (os.environ/NAME); set each variable before starting the proxy.\n"
+    )
+    text = header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096)
+    if out is None or out == "-":
+        click.echo(text, nl=False)
+    else:
+        path = Path(out)
+        if path.exists() and not force:
+            raise RegistryError(f"{path} exists; use --force to overwrite (nothing was written)")
+        path.write_text(text, encoding="utf-8")
+        click.echo(f"Wrote {len(config['model_list'])} models to {path}", err=True)
+    variables = sorted({m.key_variable for m in models if m.key_variable and m.record["is_active"]})
+    if variables:
+        click.echo(f"Variables the proxy reads keys from: {', '.join(variables)}", err=True)
+    return EXIT_OK

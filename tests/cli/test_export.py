@@ -143,5 +143,5 @@ def test_rows_the_format_cannot_hold_are_reported(run_cli: RunCli, tmp_path: Pat
         "warning: model 'odd-embed': column temperature holds 0.5, but embedding models take no temperature; "
         "the file cannot say it, so apply would clear it" in result.stderr
     )
-    assert "The exported rows break rules of the format; fix these before plan:" in result.stderr
+    assert "The written models break rules of the format; fix these before plan:" in result.stderr
     assert "ollama.yaml:" in result.stderr and "Old Model" in result.stderr
