@@ -31,6 +31,7 @@ DistanceMetric = Literal["cosine", "dot_product", "euclidean"]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 ENV_REFERENCE_PATTERN = r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$"
+ENDPOINT_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
 _ENV_REFERENCE = re.compile(ENV_REFERENCE_PATTERN)
 
 # Largest value a PostgreSQL `integer` column holds; bounds keep every value storable.
@@ -134,7 +135,7 @@ class _ModelBase(_Strict):
     @field_validator("api_endpoint")
     @classmethod
     def _endpoint_is_http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/?#]+[^\s]*$", value):
+        if value is not None and not re.match(ENDPOINT_PATTERN, value):
             raise ValueError("api_endpoint must be an http:// or https:// URL")
         return value
 
@@ -180,12 +181,74 @@ class RegistryFile(_Strict):
 REGISTRY_FILE_ADAPTER: TypeAdapter[RegistryFile] = TypeAdapter(RegistryFile)
 
 
+SCHEMA_ID = "https://llm-registry.dev/schemas/registry.schema.json"
+
+
 def json_schema() -> dict[str, Any]:
-    """Return the JSON Schema of one registry file, for editors and `llm-registry schema`."""
+    """Return the JSON Schema of one registry file, for editors and `llm-registry schema`.
+
+    Generated from the pydantic models, plus what pydantic cannot say on its own and
+    `validate` checks across fields of one model: the provider matrix as `if`/`then`
+    (key required or forbidden, endpoint required, `api_version` only for azure),
+    which providers serve each type, the endpoint's URL shape, and that a default is
+    active. What needs more than one model (unique names, one default per type) or
+    two fields' values (max_output_tokens <= context_window) stays with `validate`.
+    """
     schema = REGISTRY_FILE_ADAPTER.json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://llm-registry.dev/schemas/registry.schema.json"
+    schema["$id"] = SCHEMA_ID
+    for model_type, model_class in MODEL_CLASSES.items():
+        definition = schema["$defs"][model_class.__name__]
+        properties = definition["properties"]
+        properties["provider"]["enum"] = [p for p in PROVIDERS if model_type in PROVIDER_MATRIX[p]["types"]]
+        for option in properties["api_endpoint"]["anyOf"]:
+            if option.get("type") == "string":
+                option["pattern"] = ENDPOINT_PATTERN
+        definition["allOf"] = _matrix_rules()
+    # `oneOf` + OpenAPI's `discriminator` (which JSON Schema validators ignore) makes a
+    # validator report "not valid under any of the given schemas" for any mistake; an
+    # if/then per type points at the field instead, in every validator.
+    items = schema["properties"]["models"]["items"]
+    mapping = items["discriminator"]["mapping"]
+    del items["oneOf"]
+    items.update(
+        type="object",
+        required=["type"],
+        properties={"type": {"enum": list(MODEL_TYPES), "description": "Decides which parameters apply."}},
+        allOf=[
+            {"if": {"properties": {"type": {"const": t}}, "required": ["type"]}, "then": {"$ref": ref}}
+            for t, ref in mapping.items()
+        ],
+    )
     return schema
+
+
+def _matrix_rules() -> list[dict[str, Any]]:
+    """`if provider is P then ...` for every provider, and `if default then active`."""
+    rules: list[dict[str, Any]] = []
+    for provider, matrix in PROVIDER_MATRIX.items():
+        required: list[str] = []
+        absent: dict[str, Any] = {}  # null, like an omitted field, as validate reads it
+        for field in ("api_key", "api_endpoint"):
+            if matrix[field] == "required":
+                required.append(field)
+            elif matrix[field] == "forbidden":
+                absent[field] = {"type": "null", "description": f"{provider} takes no {field}"}
+        if provider == "azure":
+            required.append("api_version")
+        else:
+            absent["api_version"] = {"type": "null", "description": "api_version applies only to azure"}
+        then: dict[str, Any] = {"required": required} if required else {}
+        if absent:
+            then["properties"] = absent
+        rules.append({"if": {"properties": {"provider": {"const": provider}}, "required": ["provider"]}, "then": then})
+    rules.append(
+        {
+            "if": {"properties": {"default": {"const": True}}, "required": ["default"]},
+            "then": {"properties": {"active": {"const": True, "description": "A default model must be active."}}},
+        }
+    )
+    return rules
 
 
 def env_reference_name(reference: str) -> str | None:

@@ -167,3 +167,33 @@ def knowledge_base(
         embedding_model_id=embedding.id if embedding else None,
         generation_model_id=generation.id if generation else None,
     )
+
+
+def common_mistakes() -> list[tuple[str, dict[str, Any]]]:
+    """(what is wrong, a model with that mistake): the mistakes people make most in a registry file.
+
+    `validate` refuses every one; the JSON Schema (an editor's check) must catch at least
+    nine in ten. Each starts from a valid model and changes one thing.
+    """
+    return [
+        ("misspelt key", generation_model(parameters={"temprature": 0.5})),
+        ("anthropic embedding", embedding_model(provider="anthropic", api_endpoint=None, api_key="${env:ANTHROPIC_API_KEY}")),
+        ("missing api_key", generation_model(api_key=None)),
+        ("api_key on ollama", embedding_model(api_key="${env:OLLAMA_KEY}")),
+        ("missing endpoint for ollama", embedding_model(api_endpoint=None)),
+        ("azure without api_version", generation_model(provider="azure", api_endpoint="https://r.openai.azure.com")),
+        ("api_version on openai", generation_model(api_version="2024-10-21")),
+        ("plaintext key", generation_model(api_key=CANARY_KEY)),
+        ("malformed reference", generation_model(api_key="$OPENAI_API_KEY")),
+        ("endpoint not a URL", embedding_model(api_endpoint="localhost:11434")),
+        ("temperature out of range", generation_model(parameters={"temperature": 3})),
+        ("number in quotes", embedding_model(parameters={"dimensions": "768"})),
+        ("inactive default", embedding_model(active=False, default=True)),
+        ("unknown provider", generation_model(provider="mistral")),
+        ("capital letters in name", embedding_model(name="Nomic-Embed")),
+        ("embedding without dimensions", embedding_model(parameters={"dimensions": None})),
+        ("generation without context_window", generation_model(parameters={"context_window": None})),
+        ("max_output_tokens above context_window", generation_model(parameters={"context_window": 4096, "max_output_tokens": 8192})),
+        ("unknown type", ner_model(type="ners")),
+        ("batch_size zero", embedding_model(parameters={"batch_size": 0})),
+    ]

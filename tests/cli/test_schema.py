@@ -29,7 +29,8 @@ def test_schema_is_a_json_schema_of_a_registry_file(run_cli: RunCli) -> None:
     assert models["type"] == "array"
     assert set(models["items"]["discriminator"]["mapping"]) == {"embedding", "generation", "ner"}
     definitions = schema["$defs"]
-    assert definitions["GenerationParameters"]["properties"]["temperature"]["maximum"] == 2.0
+    temperature = definitions["GenerationParameters"]["properties"]["temperature"]["anyOf"]
+    assert temperature == [{"maximum": 2.0, "minimum": 0.0, "type": "number"}, {"type": "null"}]  # null: not set
     assert definitions["EmbeddingParameters"]["properties"]["dimensions"]["maximum"] == 65536
     assert definitions["EmbeddingParameters"]["additionalProperties"] is False
 
