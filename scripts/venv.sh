@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by test.sh and demo.sh: make the virtualenv ($LLM_REGISTRY_VENV, default
 # .venv) and install this checkout into it; sets PY to its python. Fails loudly.
 install_into_venv() {
@@ -15,5 +16,6 @@ install_into_venv() {
         exit 1
     fi
     rm -f "$log"
+    # shellcheck disable=SC2034 # PY is for the scripts that source this file
     PY="$VENV/bin/python"
 }
