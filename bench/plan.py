@@ -53,6 +53,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 from reconciler import MANAGED_BY  # noqa: E402
 from reconciler.secrets import ENCRYPTION_KEY_ENV, PGP_OPTIONS, key_fingerprint  # noqa: E402
 from reconciler.spec import MODEL_ADAPTER, RECORD_FIELDS, desired_record  # noqa: E402
+from reconciler.tables import column_name  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 MODELS_PER_FILE = 75
@@ -219,7 +220,7 @@ def rows_for(models: list[dict[str, Any]]) -> list[Row]:
     return rows
 
 
-COLUMNS = ["name", "managed_by", *(f for f in RECORD_FIELDS if f != "api_key"), "api_key_fingerprint", "api_key_encrypted"]
+COLUMNS = ["name", "managed_by", *(column_name(f) for f in RECORD_FIELDS if f != "api_key"), "api_key_fingerprint", "api_key"]
 
 
 def copy_rows(connection: Any, rows: list[Row], ciphertext: bytes) -> None:
@@ -280,7 +281,7 @@ def apply_drift(connection: Any, rows: list[Row], ciphertext: bytes, rng: random
 
 def add_knowledge_bases(connection: Any, rows: list[Row], rng: random.Random) -> None:
     """A KB per 200 models, each on an embedding and a generation model (the policies look them up)."""
-    ids = {name: (model_id, kind) for model_id, name, kind in connection.execute("SELECT id, name, type FROM llm_models")}
+    ids = {name: (model_id, kind) for model_id, name, kind in connection.execute("SELECT id, name, model_type FROM llm_models")}
     embedding = [ids[r.name][0] for r in rows if r.record["type"] == "embedding"]
     generation = [ids[r.name][0] for r in rows if r.record["type"] == "generation"]
     kbs = [(f"kb-{n:05d}", rng.choice(embedding), rng.choice(generation)) for n in range(max(1, len(rows) // 200))]

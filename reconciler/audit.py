@@ -155,8 +155,9 @@ def write_audit_events(
 ) -> int:
     """INSERT the events (one statement) in the caller's transaction; returns how many.
 
-    `occurred_at` is the transaction's start time (`now()`), the same for every event of
-    one apply. Nothing is committed here.
+    `occurred_at` is the column default, `clock_timestamp()`: the moment of the insert,
+    so events of consecutive runs are in order whatever their transactions waited for.
+    Nothing is committed here.
     """
     from sqlalchemy import insert
 

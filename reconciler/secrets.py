@@ -4,7 +4,7 @@ The scheme (docs/database.md has the full story):
 
 * In git a key is a reference, `${env:NAME}`, resolved from the environment at apply
   time by `resolve_reference`.
-* At rest, `llm_models.api_key_encrypted` holds `pgp_sym_encrypt(key, passphrase,
+* At rest, `llm_models.api_key` holds `pgp_sym_encrypt(key, passphrase,
   'cipher-algo=aes256, compress-algo=0')`. The passphrase comes from
   `LLM_REGISTRY_ENCRYPTION_KEY`. Key and passphrase always travel as *bound
   parameters*, never formatted into SQL text, and engines are made with
@@ -43,7 +43,7 @@ ENCRYPTION_KEY_ENV = "LLM_REGISTRY_ENCRYPTION_KEY"
 PGP_OPTIONS = "cipher-algo=aes256, compress-algo=0"
 
 # The encryption as a SQL fragment with bound parameters :api_key and :passphrase,
-# for hand-written statements: text(f"UPDATE ... SET api_key_encrypted = {ENCRYPT_SQL}").
+# for hand-written statements: text(f"UPDATE ... SET api_key = {ENCRYPT_SQL}").
 ENCRYPT_SQL = f"pgp_sym_encrypt(:api_key, :passphrase, '{PGP_OPTIONS}')"
 
 _FINGERPRINT_CONTEXT = b"llm-registry/api-key-fingerprint/v1"
@@ -108,16 +108,16 @@ def encrypt_expression(api_key: str, passphrase: str) -> "ColumnElement[bytes]":
 
 
 def api_key_columns(api_key: str | None, passphrase: str | None) -> dict[str, Any]:
-    """The values of (api_key_encrypted, api_key_fingerprint) for a key, or both None for no key.
+    """The values of (api_key, api_key_fingerprint) for a key, or both None for no key.
 
     For `insert(llm_models).values(..., **api_key_columns(key, passphrase))` and updates.
     """
     if api_key is None:
-        return {"api_key_encrypted": None, "api_key_fingerprint": None}
+        return {"api_key": None, "api_key_fingerprint": None}
     if not passphrase:
         raise RegistryError(f"{ENCRYPTION_KEY_ENV} is needed to store an API key")
     return {
-        "api_key_encrypted": encrypt_expression(api_key, passphrase),
+        "api_key": encrypt_expression(api_key, passphrase),
         "api_key_fingerprint": key_fingerprint(api_key, passphrase),
     }
 
@@ -162,9 +162,9 @@ def decrypt_api_keys(connection: "Connection", model_ids: Iterable[str], passphr
     passphrase_param = bindparam("passphrase", passphrase)
     ids_param = bindparam("ids", ids, type_=ARRAY(UUID(as_uuid=False)))
     query = (
-        select(llm_models.c.id, llm_models.c.name, func.pgp_sym_decrypt(llm_models.c.api_key_encrypted, passphrase_param))
+        select(llm_models.c.id, llm_models.c.name, func.pgp_sym_decrypt(llm_models.c.api_key, passphrase_param))
         .where(llm_models.c.id == func.any(ids_param))
-        .where(llm_models.c.api_key_encrypted.is_not(None))
+        .where(llm_models.c.api_key.is_not(None))
     )
     try:
         with connection.begin_nested():
@@ -191,14 +191,14 @@ def _undecryptable_models(connection: "Connection", ids: list[str], passphrase: 
     names = connection.execute(
         select(llm_models.c.id, llm_models.c.name)
         .where(llm_models.c.id.in_(ids))
-        .where(llm_models.c.api_key_encrypted.is_not(None))
+        .where(llm_models.c.api_key.is_not(None))
         .order_by(llm_models.c.name)
     ).all()
     for model_id, name in names:
         try:
             with connection.begin_nested():
                 connection.execute(
-                    select(func.pgp_sym_decrypt(llm_models.c.api_key_encrypted, bindparam("passphrase", passphrase)))
+                    select(func.pgp_sym_decrypt(llm_models.c.api_key, bindparam("passphrase", passphrase)))
                     .where(llm_models.c.id == model_id)
                 ).all()
         except DBAPIError:

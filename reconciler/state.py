@@ -129,9 +129,9 @@ def read_state(connection: Any) -> RegistryState:
     from sqlalchemy import select
 
     from reconciler.spec import RECORD_FIELDS
-    from reconciler.tables import knowledge_bases, llm_models
+    from reconciler.tables import column_name, knowledge_bases, llm_models
 
-    column_of = {field: llm_models.c[field] for field in RECORD_FIELDS if field != "api_key"}
+    column_of = {field: llm_models.c[column_name(field)] for field in RECORD_FIELDS if field != "api_key"}
     column_of["api_key"] = llm_models.c.api_key_fingerprint
     model_rows = connection.execute(
         select(

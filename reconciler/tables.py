@@ -1,6 +1,6 @@
 """The registry's tables as SQLAlchemy Core metadata.
 
-This module describes the schema that migration `0001` creates, for the code that
+This module describes the schema that the migrations build (head: `0002`), for the code that
 reads and writes it (`state.read_state`, `apply`, `audit`). The migrations do not
 import it (a migration is frozen history; this file follows the head revision), but
 `tests/integration/test_schema.py` compares the two so they cannot drift apart.
@@ -51,7 +51,19 @@ AUDIT_EVENT_TYPES: tuple[str, ...] = (
     "MODEL_UPDATED",
     "MODEL_DELETED",
     "MODEL_CONNECTION_TESTED",
+    "ENCRYPTION_KEY_ROTATED",
 )
+
+# Record fields (spec.RECORD_FIELDS, named as in the YAML) stored under another column
+# name: the story's `model_type`. (`api_key` is special: the column holds the
+# ciphertext, while a state record's "api_key" is the keyed fingerprint beside it.)
+_COLUMN_OF_FIELD = {"type": "model_type"}
+
+
+def column_name(field: str) -> str:
+    """The llm_models column that stores a record field (`type` -> `model_type`, else the same)."""
+    return _COLUMN_OF_FIELD.get(field, field)
+
 
 # Alembic's bookkeeping table. Not the default `alembic_version`: the registry usually
 # shares its database with the KB application, which may run Alembic of its own.
@@ -62,7 +74,8 @@ llm_models = Table(
     metadata,
     Column("id", UUID(as_uuid=False), primary_key=True, server_default=text("gen_random_uuid()")),
     Column("name", Text, nullable=False, unique=True),
-    Column("type", Text, nullable=False),
+    # The story's column names: the KB application reads this table by them.
+    Column("model_type", Text, nullable=False),
     Column("provider", Text, nullable=False),
     Column("model_id", Text, nullable=False),
     Column("api_endpoint", Text),
@@ -79,19 +92,21 @@ llm_models = Table(
     Column("temperature", Double),
     Column("top_p", Double),
     Column("top_k", Integer),
-    # pgp_sym_encrypt(key, passphrase) and HMAC-SHA256 fingerprint: see reconciler.secrets
-    Column("api_key_encrypted", LargeBinary),
+    # pgp_sym_encrypt(key, passphrase) ciphertext and HMAC-SHA256 fingerprint: see reconciler.secrets
+    Column("api_key", LargeBinary),
     Column("api_key_fingerprint", Text),
     Column("is_active", Boolean, nullable=False, server_default=text("true")),
     Column("is_default", Boolean, nullable=False, server_default=text("false")),
     # 'llm-registry' on rows the reconciler owns; NULL on rows made by hand
     Column("managed_by", Text),
+    # What apply last wrote to the row (drift detection); NULL where unknown.
+    Column("applied_fingerprint", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     # kept current by the trigger llm_models_touch_updated_at
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     CheckConstraint("char_length(name) BETWEEN 1 AND 255", name="name_length"),
     CheckConstraint("char_length(model_id) BETWEEN 1 AND 255", name="model_id_length"),
-    CheckConstraint("type IN ('embedding', 'generation', 'ner')", name="type"),
+    CheckConstraint("model_type IN ('embedding', 'generation', 'ner')", name="model_type"),
     CheckConstraint(
         "provider IN ('ollama', 'openai', 'azure', 'gemini', 'anthropic', 'cohere')", name="provider"
     ),
@@ -112,19 +127,19 @@ llm_models = Table(
     CheckConstraint("temperature IS NULL OR (temperature >= 0 AND temperature <= 2)", name="temperature_range"),
     CheckConstraint("top_p IS NULL OR (top_p >= 0 AND top_p <= 1)", name="top_p_range"),
     CheckConstraint("top_k IS NULL OR top_k > 0", name="top_k_positive"),
-    CheckConstraint("type <> 'embedding' OR dimensions IS NOT NULL", name="embedding_has_dimensions"),
-    CheckConstraint("type <> 'generation' OR context_window IS NOT NULL", name="generation_has_context_window"),
-    CheckConstraint("NOT (provider = 'anthropic' AND type = 'embedding')", name="no_anthropic_embedding"),
+    CheckConstraint("model_type <> 'embedding' OR dimensions IS NOT NULL", name="embedding_has_dimensions"),
+    CheckConstraint("model_type <> 'generation' OR context_window IS NOT NULL", name="generation_has_context_window"),
+    CheckConstraint("NOT (provider = 'anthropic' AND model_type = 'embedding')", name="no_anthropic_embedding"),
     CheckConstraint("NOT is_default OR is_active", name="default_is_active"),
     CheckConstraint(
-        "(api_key_encrypted IS NULL) = (api_key_fingerprint IS NULL)", name="api_key_pair"
+        "(api_key IS NULL) = (api_key_fingerprint IS NULL)", name="api_key_pair"
     ),
 )
 
 # One default per type: a partial unique index (a UNIQUE constraint cannot have WHERE).
 Index(
     "uq_llm_models_one_default_per_type",
-    llm_models.c.type,
+    llm_models.c.model_type,
     unique=True,
     postgresql_where=llm_models.c.is_default,
 )
@@ -156,7 +171,8 @@ registry_audit_events = Table(
     "registry_audit_events",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    # clock_timestamp(): when the event was written, not when its transaction began
+    Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")),
     Column("run_id", Text, nullable=False),
     Column("event_type", Text, nullable=False),
     Column("model_name", Text, nullable=False),
@@ -164,12 +180,15 @@ registry_audit_events = Table(
     Column("actor", Text, nullable=False),
     Column("source_revision", Text),
     Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # the --environment the run was for; NULL when none was named
+    Column("environment", Text),
     CheckConstraint(
-        "event_type IN ('MODEL_CREATED', 'MODEL_UPDATED', 'MODEL_DELETED', 'MODEL_CONNECTION_TESTED')",
+        "event_type IN (" + ", ".join(f"'{event}'" for event in AUDIT_EVENT_TYPES) + ")",
         name="event_type",
     ),
     CheckConstraint("jsonb_typeof(details) = 'object'", name="details_object"),
 )
 Index("ix_registry_audit_events_model_name", registry_audit_events.c.model_name, registry_audit_events.c.id)
+Index("ix_registry_audit_events_model_id", registry_audit_events.c.model_id, registry_audit_events.c.id)
 Index("ix_registry_audit_events_run_id", registry_audit_events.c.run_id)
 Index("ix_registry_audit_events_occurred_at", registry_audit_events.c.occurred_at)

@@ -49,6 +49,7 @@ def insert_model(
     *,
     api_key: str | None = None,
     passphrase: str = TEST_PASSPHRASE,
+    ciphertext: bytes | None = None,
     **columns: Any,
 ) -> str:
     """INSERT one llm_models row and return its id (str).
@@ -56,8 +57,10 @@ def insert_model(
     Starts from `EMBEDDING_ROW` (or `GENERATION_ROW` when `type="generation"` is given
     without parameters of its own), with a unique name and `managed_by='llm-registry'`;
     `managed_by=None` makes a hand-made row. `api_key` (plain) is encrypted and
-    fingerprinted with `passphrase` exactly as the registry does it. Any column of the
-    table may be given, including invalid values (to show that a CHECK refuses them).
+    fingerprinted with `passphrase` exactly as the registry does it; `ciphertext` goes
+    into the `api_key` column as it is (the parameter `api_key` is the plain key). Any
+    column of the table may be given, including invalid values (to show that a CHECK
+    refuses them); `type` stands for the column `model_type`, as in a record.
     """
     from sqlalchemy import text
 
@@ -67,12 +70,17 @@ def insert_model(
     if columns.get("type") not in (None, "embedding", "generation"):
         base = {key: base[key] for key in ("provider", "model_id", "api_endpoint")}
         base.update(max_tokens=512, batch_size=16)
-    row = {"name": unique_name("row"), "managed_by": MANAGED_BY, **base, **columns}
+    from reconciler.tables import column_name
+
+    fields = {"name": unique_name("row"), "managed_by": MANAGED_BY, **base, **columns}
+    row = {column_name(field): value for field, value in fields.items()}
+    if ciphertext is not None:
+        row["api_key"] = ciphertext
     names = list(row)
     values = [f":{name}" for name in names]
     params = dict(row)
     if api_key is not None:
-        names += ["api_key_encrypted", "api_key_fingerprint"]
+        names += ["api_key", "api_key_fingerprint"]
         values += [secrets.ENCRYPT_SQL, ":api_key_fingerprint"]
         params.update(
             api_key=api_key,
@@ -91,12 +99,14 @@ def insert_stored_model(connection: "Connection", model: StoredModel) -> str:
     """
     from sqlalchemy import text
 
-    columns = {field: model.record[field] for field in RECORD_FIELDS if field != "api_key"}
+    from reconciler.tables import column_name
+
+    columns = {column_name(field): model.record[field] for field in RECORD_FIELDS if field != "api_key"}
     row: dict[str, Any] = {"id": model.id, "name": model.name, "managed_by": model.managed_by, **columns}
     names = list(row)
     values = [f":{name}" for name in names]
     if model.record.get("api_key") is not None:
-        names += ["api_key_encrypted", "api_key_fingerprint"]
+        names += ["api_key", "api_key_fingerprint"]
         values += ["pgp_sym_encrypt('placeholder', 'placeholder')", ":api_key_fingerprint"]
         row["api_key_fingerprint"] = model.record["api_key"]
     sql = f"INSERT INTO llm_models ({', '.join(names)}) VALUES ({', '.join(values)}) RETURNING id"

@@ -29,11 +29,11 @@ def test_apply_creates_both_story_models_with_every_parameter(run_cli: Any, regi
     assert "Apply complete: 2 created, 0 updated, 0 deleted." in result.stdout
     rows = models_by_name(engine)
     embedding, generation = rows["nomic-embed"], rows["gpt-4o-mini"]
-    assert (embedding["type"], embedding["provider"], embedding["model_id"], embedding["api_endpoint"]) == ("embedding", "ollama", "nomic-embed-text", fake_provider.url)
+    assert (embedding["model_type"], embedding["provider"], embedding["model_id"], embedding["api_endpoint"]) == ("embedding", "ollama", "nomic-embed-text", fake_provider.url)
     assert (embedding["dimensions"], embedding["max_tokens"], embedding["normalize"], embedding["distance_metric"], embedding["batch_size"]) == (768, 8192, True, "cosine", 32)
     assert (generation["context_window"], generation["max_output_tokens"], generation["temperature"], generation["top_p"], generation["top_k"]) == (128000, 4096, 0.7, 1.0, 40)
     assert embedding["is_active"] and embedding["is_default"] and embedding["managed_by"] == "llm-registry"
-    assert embedding["api_key_encrypted"] is None and generation["api_key_encrypted"] is not None
+    assert embedding["api_key"] is None and generation["api_key"] is not None
     # One request per model: the connection tests ran before the writes.
     assert fake_provider.request_count("nomic-embed-text") == 1 and fake_provider.request_count("gpt-4o-mini") == 1
 
@@ -92,7 +92,7 @@ def test_api_key_never_in_output_and_encrypted_at_rest(run_cli: Any, registry_di
     with engine.connect() as connection:
         dump = connection.execute(text("SELECT string_agg(t::text, '|') FROM llm_models t")).scalar()
         audit = connection.execute(text("SELECT string_agg(t::text, '|') FROM registry_audit_events t")).scalar()
-        stored = connection.execute(text("SELECT api_key_encrypted FROM llm_models WHERE name = 'gpt-4o-mini'")).scalar()
+        stored = connection.execute(text("SELECT api_key FROM llm_models WHERE name = 'gpt-4o-mini'")).scalar()
     assert CANARY_KEY not in dump and CANARY_KEY not in audit
     assert CANARY_KEY.encode() not in bytes(stored)
 

@@ -59,7 +59,7 @@ def test_a_reused_database_is_empty_and_still_guarded(pg_server: PostgresServer,
     "change",
     [
         "DROP TRIGGER registry_audit_events_append_only ON registry_audit_events",
-        "ALTER TABLE llm_models DROP CONSTRAINT ck_llm_models_type",
+        "ALTER TABLE llm_models DROP CONSTRAINT ck_llm_models_model_type",
         "CREATE TABLE leftover (x int)",
         "UPDATE llm_registry_schema_version SET version_num = '0000'",
         "CREATE SCHEMA other",

@@ -37,7 +37,7 @@ def test_a_valid_embedding_generation_and_ner_row_are_accepted(connection: Conne
 @pytest.mark.parametrize(
     ("constraint", "columns"),
     [
-        ("ck_llm_models_type", {"type": "rerank"}),
+        ("ck_llm_models_model_type", {"type": "rerank"}),
         ("ck_llm_models_provider", {"provider": "mistral"}),
         ("ck_llm_models_distance_metric", {"distance_metric": "manhattan"}),
         ("ck_llm_models_dimensions_range", {"dimensions": 0}),
@@ -51,7 +51,7 @@ def test_a_valid_embedding_generation_and_ner_row_are_accepted(connection: Conne
         ("ck_llm_models_no_anthropic_embedding", {"provider": "anthropic"}),
         ("ck_llm_models_default_is_active", {"is_default": True, "is_active": False}),
         ("ck_llm_models_api_key_pair", {"api_key_fingerprint": "ab" * 32}),
-        ("ck_llm_models_api_key_pair", {"api_key_encrypted": b"\x01\x02"}),
+        ("ck_llm_models_api_key_pair", {"ciphertext": b"\x01\x02"}),
     ],
 )
 def test_embedding_row_constraints(connection: Connection, constraint: str, columns: dict[str, Any]) -> None:
@@ -316,3 +316,55 @@ def test_stored_revision_reads_the_version_table_without_failing_a_transaction(d
                 assert connection.exec_driver_sql("SELECT 1").scalar() == 1  # the transaction is still usable
         finally:
             engine.dispose()
+
+
+def test_0002_renames_to_the_story_columns_keeping_rows_keys_and_kb_links(unmigrated_database_url: str) -> None:
+    """A registry made by revision 0001 keeps every row, id, key and KB link under the story's names."""
+    passphrase = "old-registry-passphrase"
+    engine = db.create_engine(unmigrated_database_url)
+    try:
+        with engine.connect() as connection:
+            db.upgrade(connection, "0001")
+            with connection.begin():
+                model_id = connection.execute(
+                    text(
+                        "INSERT INTO llm_models (name, type, provider, model_id, context_window, "
+                        "api_key_encrypted, api_key_fingerprint, managed_by) VALUES ('gpt', 'generation', "
+                        "'openai', 'gpt-4o-mini', 128000, pgp_sym_encrypt('sk-old-key', :p), 'fp', 'llm-registry') "
+                        "RETURNING id"
+                    ),
+                    {"p": passphrase},
+                ).scalar_one()
+                connection.execute(
+                    text("INSERT INTO knowledge_bases (name, generation_model_id) VALUES ('support-kb', :id)"),
+                    {"id": model_id},
+                )
+            assert db.upgrade(connection).after == "0002"
+            row = connection.execute(
+                text(
+                    "SELECT m.id, m.model_type, m.api_key_fingerprint, pgp_sym_decrypt(m.api_key, :p) AS key, "
+                    "m.applied_fingerprint, k.name AS kb FROM llm_models m "
+                    "JOIN knowledge_bases k ON k.generation_model_id = m.id"
+                ),
+                {"p": passphrase},
+            ).one()
+            assert (row.id, row.model_type, row.api_key_fingerprint, row.key, row.applied_fingerprint, row.kb) == (
+                model_id, "generation", "fp", "sk-old-key", None, "support-kb",
+            )
+            # the renamed CHECK still guards the renamed column
+            assert "ck_llm_models_model_type" in refused(connection, type="rerank")
+    finally:
+        engine.dispose()
+
+
+def test_audit_events_take_the_time_they_are_written(connection: Connection) -> None:
+    """clock_timestamp(), not the transaction's start: two inserts in one transaction differ."""
+    insert = text(
+        "INSERT INTO registry_audit_events (run_id, event_type, model_name, actor) "
+        "VALUES ('r', 'ENCRYPTION_KEY_ROTATED', 'm', 'a') RETURNING occurred_at"
+    )
+    with connection.begin():
+        first = connection.execute(insert).scalar_one()
+        connection.execute(text("SELECT pg_sleep(0.01)"))
+        second = connection.execute(insert).scalar_one()
+    assert second > first

@@ -20,7 +20,7 @@ OTHER_KEY = "sk-other-00000000000000000000000000000000"
 def test_the_stored_bytes_do_not_contain_the_key(connection: Connection) -> None:
     insert_model(connection, name="m", type="generation", provider="openai", api_key=CANARY_KEY)
     row = fetch_model_row(connection, "m")
-    stored = bytes(row["api_key_encrypted"])
+    stored = bytes(row["api_key"])
     assert CANARY_KEY.encode() not in stored
     # nowhere in the row, in any column, in any encoding we can think of
     dump = connection.execute(text("SELECT row_to_json(m)::text FROM llm_models m")).scalar_one()
@@ -33,7 +33,7 @@ def test_the_stored_bytes_do_not_contain_the_key(connection: Connection) -> None
 def test_round_trip_through_the_sqlalchemy_helpers(connection: Connection) -> None:
     new_id = connection.execute(
         insert(llm_models)
-        .values(name="m", type="ner", provider="openai", model_id="x", **secrets.api_key_columns(CANARY_KEY, TEST_PASSPHRASE))
+        .values(name="m", model_type="ner", provider="openai", model_id="x", **secrets.api_key_columns(CANARY_KEY, TEST_PASSPHRASE))
         .returning(llm_models.c.id)
     ).scalar_one()
     keyless = insert_model(connection, name="keyless")
@@ -51,14 +51,14 @@ def test_store_api_key_replaces_and_clears(connection: Connection) -> None:
     assert fetch_model_row(connection, "m")["api_key_fingerprint"] != first
     secrets.store_api_key(connection, model_id, None, None)
     row = fetch_model_row(connection, "m")
-    assert row["api_key_encrypted"] is None and row["api_key_fingerprint"] is None
+    assert row["api_key"] is None and row["api_key_fingerprint"] is None
 
 
 def test_each_encryption_is_salted(connection: Connection) -> None:
     insert_model(connection, name="a", api_key=CANARY_KEY)
     insert_model(connection, name="b", api_key=CANARY_KEY)
     a, b = fetch_model_row(connection, "a"), fetch_model_row(connection, "b")
-    assert bytes(a["api_key_encrypted"]) != bytes(b["api_key_encrypted"])
+    assert bytes(a["api_key"]) != bytes(b["api_key"])
     assert a["api_key_fingerprint"] == b["api_key_fingerprint"]
 
 
@@ -90,7 +90,7 @@ def test_the_engine_keeps_keys_out_of_database_errors(engine: Engine) -> None:
         with pytest.raises(DBAPIError) as caught:
             connection.execute(
                 insert(llm_models).values(
-                    name="bad", type="nonsense", provider="openai", model_id="x",
+                    name="bad", model_type="nonsense", provider="openai", model_id="x",
                     **secrets.api_key_columns(CANARY_KEY, TEST_PASSPHRASE),
                 )
             )

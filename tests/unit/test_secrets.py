@@ -27,7 +27,7 @@ def test_the_passphrase_is_needed_only_when_asked_for() -> None:
     for environ in ({}, {"LLM_REGISTRY_ENCRYPTION_KEY": ""}):
         with pytest.raises(RegistryError, match="LLM_REGISTRY_ENCRYPTION_KEY is not set"):
             secrets.encryption_passphrase(environ)
-    assert secrets.api_key_columns(None, None) == {"api_key_encrypted": None, "api_key_fingerprint": None}
+    assert secrets.api_key_columns(None, None) == {"api_key": None, "api_key_fingerprint": None}
 
 
 def test_the_fingerprint_changes_iff_the_key_changes() -> None:
