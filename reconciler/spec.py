@@ -40,7 +40,7 @@ MAX_DIMENSIONS = 65_536
 MAX_BATCH_SIZE = 2048
 
 # The columns of llm_models that a definition determines, in display order.
-# `api_key` stands for the pair (api_key_encrypted, api_key_fingerprint).
+# `api_key` stands for the pair of columns (api_key: the ciphertext, api_key_fingerprint).
 RECORD_FIELDS: tuple[str, ...] = (
     "type",
     "provider",
