@@ -197,7 +197,9 @@ def resolve_keys(registry: RegistrySpec, environ: Mapping[str, str]) -> tuple[di
 
 
 def _columns(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: record[name] for name in RECORD_FIELDS if name != "api_key"}
+    from reconciler.tables import column_name
+
+    return {column_name(name): record[name] for name in RECORD_FIELDS if name != "api_key"}
 
 
 def _write_order(plan: Plan) -> list[Action]:
