@@ -180,6 +180,4 @@ def stored_key_names(connection: Any) -> frozenset[str]:
 
     from reconciler.tables import llm_models
 
-    # migration 0002 renames api_key_encrypted to the story's api_key
-    column = llm_models.c["api_key" if "api_key" in llm_models.c else "api_key_encrypted"]
-    return frozenset(connection.execute(select(llm_models.c.name).where(column.is_not(None))).scalars())
+    return frozenset(connection.execute(select(llm_models.c.name).where(llm_models.c.api_key.is_not(None))).scalars())
