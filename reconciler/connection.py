@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from reconciler.providers import DEFAULT_ENDPOINTS, KEY_REQUIRED, litellm_model, translate_endpoint
+from reconciler.providers import DEFAULT_ENDPOINTS, KEY_REQUIRED, litellm_model, requests_dimensions, translate_endpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     from reconciler.spec import EmbeddingModel, GenerationModel, NerModel
@@ -150,6 +150,9 @@ def build_request(target: ConnectionTarget, timeout: float) -> tuple[str, dict[s
     kwargs["output_cost_per_token"] = 0.0
     if target.type == "embedding":
         kwargs["input"] = [_PROBE_TEXT]
+        if target.dimensions is not None and requests_dimensions(target.provider, target.model_id):
+            # Ask for the declared size, as KBs do: a model declared at 512 is tested at 512.
+            kwargs["dimensions"] = target.dimensions
         if target.provider == "cohere":
             # Cohere v2 requires embedding_types for v3+ models; LiteLLM maps this to it.
             kwargs["encoding_format"] = "float"

@@ -63,6 +63,8 @@ class Behaviour:
     hang: hold the request open without answering until the client disconnects.
     latency: seconds to wait before answering (success or error).
     api_key: the key the model expects; any other key (or none) gets 401.
+    resizable: the model returns vectors of the size a request asks for (the provider's
+        own field: dimensions, output_dimension, outputDimensionality), else `dimensions`.
     """
 
     status: int | None = None
@@ -70,6 +72,22 @@ class Behaviour:
     hang: bool = False
     latency: float = 0.0
     api_key: str | None = None
+    resizable: bool = False
+
+
+def requested_dimensions(provider: str, body: Any) -> int | None:
+    """The vector size an embedding request asks for, in the provider's own field (None: none asked)."""
+    if not isinstance(body, dict):
+        return None
+    if provider == "cohere":
+        value = body.get("output_dimension")
+    elif provider == "gemini":
+        requests = body.get("requests")
+        first = requests[0] if isinstance(requests, list) and requests and isinstance(requests[0], dict) else body
+        value = first.get("outputDimensionality")
+    else:
+        value = body.get("dimensions")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 @dataclass(frozen=True)
@@ -336,7 +354,10 @@ class _Handler(BaseHTTPRequestHandler):
         if behaviour.status is not None:
             self._send_error(provider, behaviour.status, model_name, presented)
             return
-        self._send(200, _ok_body(provider, kind, operation, model_name, body, behaviour.dimensions))
+        dimensions = behaviour.dimensions
+        if behaviour.resizable and kind == "embedding":
+            dimensions = requested_dimensions(provider, body) or dimensions
+        self._send(200, _ok_body(provider, kind, operation, model_name, body, dimensions))
 
     def _hold_until_client_leaves(self) -> None:
         # Wait until the client closes the connection (it gave up: its timeout) or the
@@ -444,9 +465,12 @@ class FakeProvider:
         hang: bool = False,
         latency: float = 0.0,
         api_key: str | None = None,
+        resizable: bool = False,
     ) -> Behaviour:
         """Choose how requests for `model` are answered (see `Behaviour`); returns it."""
-        behaviour = Behaviour(status=status, dimensions=dimensions, hang=hang, latency=latency, api_key=api_key)
+        behaviour = Behaviour(
+            status=status, dimensions=dimensions, hang=hang, latency=latency, api_key=api_key, resizable=resizable
+        )
         with self._lock:
             self._behaviours[model] = behaviour
         return behaviour

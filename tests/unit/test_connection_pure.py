@@ -104,6 +104,13 @@ def test_build_request_always_sets_timeout_and_no_retries() -> None:
     assert kwargs["encoding_format"] == "float"
 
 
+def test_build_request_asks_for_the_declared_dimensions_only_where_the_model_takes_a_size() -> None:
+    _, sized = build_request(_target(type="embedding", dimensions=512, model_id="text-embedding-3-large"), 1)
+    assert sized["dimensions"] == 512
+    _, fixed = build_request(_target(type="embedding", dimensions=1536, model_id="text-embedding-ada-002"), 1)
+    assert "dimensions" not in fixed
+
+
 def test_build_request_azure_passes_api_version() -> None:
     _, kwargs = build_request(_target(provider="azure", api_endpoint="https://r.test", api_version="2024-02-01"), 1)
     assert kwargs["api_version"] == "2024-02-01" and kwargs["model"] == "azure/gpt-4o-mini"
