@@ -27,6 +27,8 @@ MAX_FILE_BYTES = 1024 * 1024
 # YAML stays far below this, an alias bomb reaches it in milliseconds.
 MAX_NODES = 500_000
 MAX_DEPTH = 64
+# Integers a registry holds fit in 32 bits; anything past this is refused at load.
+MAX_INT_BITS = 256
 YAML_SUFFIXES = (".yaml", ".yml")
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -336,7 +338,33 @@ class _Builder:
                 return float(text)
         if node.tag == _STR_TAG:
             return node.value  # what the constructor returns for a string, without its bookkeeping
-        return self.loader.construct_object(node)
+        try:
+            value = self.loader.construct_object(node)
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the constructor raises on a hostile value
+            # `!!int abc`, `!!bool maybe`, `!!timestamp 2024-13-45`, or an integer past
+            # Python's digit limit for int(str): an error at its place, never a trace.
+            if node.tag == _INT_TAG and len(node.value) > 100:
+                raise _LoadError(
+                    "number-too-large",
+                    f"integer with {len(node.value)} digits is far beyond any value a registry takes",
+                    _mark(self.shown, node.start_mark),
+                ) from None
+            raise _LoadError(
+                "bad-scalar",
+                f"cannot read this {node.tag.replace(_TAG, '')} value ({type(exc).__name__}); write a plain value",
+                _mark(self.shown, node.start_mark),
+            ) from None
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+            # 0x/0b numbers are not bound by Python's int(str) digit limit, but printing
+            # them is: refuse any integer far beyond every range of the format.
+            raise _LoadError(
+                "number-too-large",
+                f"integer with {value.bit_length()} bits is far beyond any value a registry takes",
+                _mark(self.shown, node.start_mark),
+            )
+        return value
 
     def build(self, node: yaml.Node, path: Path_, depth: int = 0) -> Any:
         self.nodes_built += 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import os
 import typing
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,6 +27,13 @@ from reconciler import providers, spec
 from reconciler.diagnostics import Diagnostic, Location, error, has_errors, warning
 from reconciler.gc_pause import collector_paused
 from reconciler.load import Document, Path_, load_directory
+from reconciler.references import (
+    KEY_VARIABLES_ENV,
+    endpoint_credentials_problem,
+    parse_allow_list,
+    refused_variable,
+    refused_variable_message,
+)
 
 _YAML_TYPE_NAMES = {
     str: "a string",
@@ -75,18 +83,24 @@ class ValidationResult:
         return tuple(d for d in self.diagnostics if d.severity == "warning")
 
 
-def validate_directory(directory: Path) -> ValidationResult:
-    """Load and validate every registry file under `directory` (or one file)."""
+def validate_directory(directory: Path, *, key_variables: Iterable[str] | None = None) -> ValidationResult:
+    """Load and validate every registry file under `directory` (or one file).
+
+    `key_variables` are the glob patterns a key reference must match (None: read
+    them from LLM_REGISTRY_KEY_VARIABLES; empty: any variable that is not refused).
+    """
+    if key_variables is None:
+        key_variables = parse_allow_list(os.environ.get(KEY_VARIABLES_ENV))
     with collector_paused():
-        registry, every, files = _load_and_validate(directory)
+        registry, every, files = _load_and_validate(directory, tuple(key_variables))
     return ValidationResult(spec=None if has_errors(every) else registry, diagnostics=tuple(every), files=files)
 
 
-def _load_and_validate(directory: Path) -> tuple[spec.RegistrySpec, list[Diagnostic], tuple[str, ...]]:
+def _load_and_validate(directory: Path, key_variables: tuple[str, ...]) -> tuple[spec.RegistrySpec, list[Diagnostic], tuple[str, ...]]:
     # The documents (data and positions of every file) are dropped on return, before
     # the garbage collector resumes: it then looks at the spec only.
     documents, load_diagnostics = load_directory(directory)
-    registry, diagnostics = validate_documents(documents)
+    registry, diagnostics = validate_documents(documents, key_variables=key_variables)
     every = sorted([*load_diagnostics, *diagnostics], key=Diagnostic.sort_key)
     return registry, every, tuple(document.file for document in documents)
 
@@ -125,13 +139,17 @@ def _facts(document: Document, path: Path_, raw: Any, location: Location) -> _Fa
     )
 
 
-def validate_documents(documents: Iterable[Document]) -> tuple[spec.RegistrySpec, list[Diagnostic]]:
+def validate_documents(
+    documents: Iterable[Document], *, key_variables: Iterable[str] = ()
+) -> tuple[spec.RegistrySpec, list[Diagnostic]]:
     """Validate parsed documents; the spec holds the models that passed on their own.
 
     Every problem in every document is returned (never just the first): each model is
     checked field by field, then the rules across files run over every model that has
-    a name, including models with errors of their own.
+    a name, including models with errors of their own. `key_variables`: the admin's
+    allow-list of variable patterns (`references.refused_variable`).
     """
+    key_variables = tuple(key_variables)
     diagnostics: list[Diagnostic] = []
     valid: list[tuple[spec.ModelDefinition, Location]] = []
     facts: list[_Facts] = []
@@ -139,7 +157,7 @@ def validate_documents(documents: Iterable[Document]) -> tuple[spec.RegistrySpec
         for index, raw in _file_models(document, diagnostics):
             path: Path_ = ("models", index)
             location = document.location(path)
-            model = _validate_model(document, path, raw, diagnostics)
+            model = _validate_model(document, path, raw, diagnostics, key_variables)
             if model is not None:
                 valid.append((model, location))
             fact = _facts(document, path, raw, location)
@@ -181,13 +199,25 @@ def _file_models(document: Document, diagnostics: list[Diagnostic]) -> list[tupl
     return list(enumerate(models))
 
 
-def _validate_model(document: Document, path: Path_, raw: Any, diagnostics: list[Diagnostic]) -> spec.ModelDefinition | None:
+def _validate_model(
+    document: Document, path: Path_, raw: Any, diagnostics: list[Diagnostic], key_variables: tuple[str, ...] = ()
+) -> spec.ModelDefinition | None:
     # The matrix rules read the raw mapping, so they report even when other fields are wrong.
-    problems = list(_provider_rules(document, path, raw)) if isinstance(raw, dict) else []
+    problems: list[Diagnostic] = []
+    model: spec.ModelDefinition | None = None
     try:
-        model = spec.MODEL_ADAPTER.validate_python(raw)
-    except ValidationError as exc:
-        problems.extend(_pydantic_diagnostics(document, path, raw, exc))
+        if isinstance(raw, dict):
+            problems.extend(_provider_rules(document, path, raw))
+            problems.extend(_trust_rules(document, path, raw, key_variables))
+        try:
+            model = spec.MODEL_ADAPTER.validate_python(raw)
+        except ValidationError as exc:
+            problems.extend(_pydantic_diagnostics(document, path, raw, exc))
+            model = None
+    except Exception as exc:  # noqa: BLE001 - any value that makes Python raise is an error at its place
+        problems.append(
+            error("bad-value", f"this model holds a value llm-registry cannot read ({type(exc).__name__}); check its fields", document.location(path))
+        )
         model = None
     diagnostics.extend(problems)
     return None if has_errors(problems) else model
@@ -400,6 +430,24 @@ def _provider_rules(document: Document, path: Path_, raw: dict[Any, Any]) -> Ite
     top_k = parameters.get("top_k") if isinstance(parameters, dict) else None
     if isinstance(top_k, int) and not isinstance(top_k, bool) and top_k > 0 and provider in providers.PROVIDERS_WITHOUT_TOP_K:
         yield warning("ignored-top-k", f"{provider} does not offer top_k; it will be stored but has no effect", at(path + ("parameters", "top_k")))
+
+
+def _trust_rules(document: Document, path: Path_, raw: dict[Any, Any], key_variables: tuple[str, ...]) -> Iterable[Diagnostic]:
+    """References to variables a registry may not use, and endpoints with credentials (references.py)."""
+    for field_name in ("api_key", "api_endpoint", "api_version"):
+        value = raw.get(field_name)
+        name = spec.env_reference_name(value) if isinstance(value, str) else None
+        if name is None:
+            continue
+        # The allow-list is about keys; endpoints and versions only meet the refused names.
+        reason = refused_variable(name, key_variables if field_name == "api_key" else ())
+        if reason is not None:
+            yield error("refused-variable", refused_variable_message(field_name, name, reason), document.location(path + (field_name,)))
+    endpoint = raw.get("api_endpoint")
+    if isinstance(endpoint, str):
+        problem = endpoint_credentials_problem(endpoint)
+        if problem is not None:
+            yield error("endpoint-credentials", problem, document.location(path + ("api_endpoint",)))
 
 
 def _cross_file_rules(models: list[_Facts]) -> list[Diagnostic]:

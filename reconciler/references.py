@@ -1,0 +1,115 @@
+"""Trust rules for what a registry file may point at: variables and endpoints.
+
+A registry file is written by whoever can open a pull request, and `apply` (with
+the connection tests) runs it where CI's and the tool's own secrets live. So a file
+may reference only variables meant for it, and an endpoint may not carry
+credentials of its own. `validate` reports a breach at `file:line:column`; `apply`
+checks the references again (a plan file does not go through `validate`).
+
+Refused variable names (docs/security.md gives the reasons):
+
+* the tool's own: `LLM_REGISTRY_*` (the encryption passphrase, the database URL);
+* CI's: `GITHUB_*` (GITHUB_TOKEN), `ACTIONS_*` (runtime and OIDC tokens),
+  `RUNNER_*`, `CI_*` (GitLab's CI_JOB_TOKEN and friends), `GITLAB_*`;
+* database credentials: anything naming a database URL or DSN
+  (`DATABASE_URL`, `*_DATABASE_URL`, `*_DB_URL`, `*_DSN`), and libpq's `PG*`;
+* cloud account credentials: `AWS_*` (access keys, session tokens),
+  `GOOGLE_APPLICATION_CREDENTIALS`, `GOOGLE_GHA_CREDS_PATH`, `CLOUDSDK_*`,
+  `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_*`, `AZURE_FEDERATED_TOKEN_FILE`,
+  `ARM_*`. Provider keys named after a cloud (`AZURE_OPENAI_API_KEY`,
+  `GOOGLE_API_KEY`) stay allowed.
+
+On top of that an administrator may set `LLM_REGISTRY_KEY_VARIABLES` to a list of
+glob patterns (`OPENAI_*,AZURE_OPENAI_*`): then a reference must match one of them.
+The refused names stay refused whatever the allow-list says.
+
+Pure: no I/O; the caller passes the allow-list.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Iterable
+from urllib.parse import parse_qsl, urlsplit
+
+KEY_VARIABLES_ENV = "LLM_REGISTRY_KEY_VARIABLES"
+
+# (glob, why) in the order they are checked; the first match names the reason.
+_REFUSED: tuple[tuple[str, str], ...] = (
+    ("LLM_REGISTRY_*", "llm-registry's own configuration (passphrase, database URL)"),
+    ("GITHUB_*", "a GitHub Actions variable (GITHUB_TOKEN can write to the repository)"),
+    ("ACTIONS_*", "a GitHub Actions runtime token"),
+    ("RUNNER_*", "a CI runner variable"),
+    ("CI_*", "a CI variable (CI_JOB_TOKEN)"),
+    ("GITLAB_*", "a GitLab CI variable"),
+    ("*DATABASE_URL*", "a database URL, which holds its password"),
+    ("*DB_URL", "a database URL, which holds its password"),
+    ("*_DSN", "a database connection string"),
+    ("PG*", "a PostgreSQL client (libpq) variable"),
+    ("AWS_*", "AWS account credentials"),
+    ("GOOGLE_APPLICATION_CREDENTIALS", "Google Cloud account credentials"),
+    ("GOOGLE_GHA_CREDS_PATH", "Google Cloud account credentials"),
+    ("CLOUDSDK_*", "Google Cloud SDK configuration"),
+    ("AZURE_CLIENT_SECRET", "Azure account credentials"),
+    ("AZURE_CLIENT_CERTIFICATE_*", "Azure account credentials"),
+    ("AZURE_FEDERATED_TOKEN_FILE", "Azure account credentials"),
+    ("ARM_*", "Azure account credentials"),
+)
+
+# Query parameters that carry a credential: an endpoint must not embed one.
+_CREDENTIAL_PARAMETER = re.compile(r"(?i)^(?:.*[-_])?(?:key|api[-_]?key|token|secret|password|passwd|pwd|sig|signature|auth)$")
+
+
+def parse_allow_list(value: str | None) -> tuple[str, ...]:
+    """The glob patterns of `LLM_REGISTRY_KEY_VARIABLES` (comma or space separated); () when unset."""
+    if not value:
+        return ()
+    return tuple(part for part in re.split(r"[\s,]+", value.strip()) if part)
+
+
+def refused_variable(name: str, allow_list: Iterable[str] = ()) -> str | None:
+    """Why a registry may not reference the variable `name`, or None when it may.
+
+    Names are compared as written (environment variables are case-sensitive on the
+    platforms CI runs on), and also upper-cased, so that `github_token` is no way round.
+    """
+    upper = name.upper()
+    for pattern, why in _REFUSED:
+        if fnmatch.fnmatchcase(upper, pattern):
+            return f"{why}"
+    patterns = tuple(allow_list)
+    if patterns and not any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
+        return f"not in {KEY_VARIABLES_ENV} ({', '.join(patterns)})"
+    return None
+
+
+def refused_variable_message(field: str, name: str, reason: str) -> str:
+    """The message for a refused reference: names the variable and why, never its value."""
+    return (
+        f"{field}: ${{env:{name}}} may not be referenced by a registry: {reason}. "
+        f"Reference a variable that holds only this model's key (e.g. OPENAI_API_KEY)"
+    )
+
+
+def endpoint_credentials_problem(endpoint: str) -> str | None:
+    """Why an `api_endpoint` carries credentials (user:password@host, ?key=...), else None.
+
+    The message never repeats the URL or any part of the credentials.
+    """
+    try:
+        parts = urlsplit(endpoint)
+    except ValueError:
+        return None  # not a URL at all: the format check reports it
+    if "@" in parts.netloc:
+        return (
+            "api_endpoint holds credentials (user:password@ before the host); remove them: "
+            "a key belongs in api_key as ${env:NAME}, and the endpoint is shown in plans and audit records"
+        )
+    for parameter, _ in parse_qsl(parts.query, keep_blank_values=True):
+        if _CREDENTIAL_PARAMETER.match(parameter):
+            return (
+                f"api_endpoint holds a credential in its query string (parameter {parameter!r}); remove it: "
+                "a key belongs in api_key as ${env:NAME}"
+            )
+    return None
