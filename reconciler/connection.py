@@ -28,7 +28,9 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
+
+from reconciler.scrub import scrub as scrub_forms
 
 from reconciler.providers import DEFAULT_ENDPOINTS, KEY_REQUIRED, litellm_model, requests_dimensions, translate_endpoint
 
@@ -176,22 +178,12 @@ def display_endpoint(target: ConnectionTarget) -> str:
     return url
 
 
-# Below this length a key is replaced only where it stands alone, else a test key
-# such as "k" would turn "check" into "chec***".
-_SHORT_SECRET = 8
-
-
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every occurrence of each secret (raw or URL-encoded) with `***`."""
-    for secret in secrets:
-        if not secret:
-            continue
-        for form in sorted({secret, quote(secret, safe=""), quote(secret)}, key=len, reverse=True):
-            if len(form) >= _SHORT_SECRET:
-                text = text.replace(form, "***")
-            else:
-                text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", "***", text)
-    return text
+    """Replace every form of each secret (raw, URL-encoded, base64, hex, provider-masked) with `***`.
+
+    The forms are `reconciler.scrub`'s; this name stays for the callers here.
+    """
+    return scrub_forms(text, secrets)
 
 
 # Texts that mean "the connection itself failed", whichever exception carried them:

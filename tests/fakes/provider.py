@@ -46,7 +46,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Mapping
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 PROVIDERS = ("openai", "azure", "gemini", "anthropic", "cohere", "ollama")
 
@@ -65,6 +65,8 @@ class Behaviour:
     api_key: the key the model expects; any other key (or none) gets 401.
     resizable: the model returns vectors of the size a request asks for (the provider's
         own field: dimensions, output_dimension, outputDimensionality), else `dimensions`.
+    echo: how a 401 repeats the key it was sent, one of `ECHO_FORMS` (default "raw",
+        as OpenAI did); real providers mask it, some encode it.
     """
 
     status: int | None = None
@@ -73,6 +75,7 @@ class Behaviour:
     latency: float = 0.0
     api_key: str | None = None
     resizable: bool = False
+    echo: str = "raw"
 
 
 def requested_dimensions(provider: str, body: Any) -> int | None:
@@ -88,6 +91,41 @@ def requested_dimensions(provider: str, body: Any) -> int | None:
     else:
         value = body.get("dimensions")
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _b64(data: bytes, urlsafe: bool = False) -> str:
+    return (base64.urlsafe_b64encode(data) if urlsafe else base64.b64encode(data)).decode("ascii")
+
+
+# How providers (and the proxies in front of them) repeat a refused key. Written out
+# here independently of the tool's scrubber, so a test of one does not just mirror
+# the other. Each maps the key to the text the 401 message carries.
+ECHO_FORMS: dict[str, Any] = {
+    "raw": lambda key: key,
+    "url": lambda key: quote(key, safe=""),
+    "json-escaped": lambda key: json.dumps(key)[1:-1],
+    "base64": lambda key: _b64(key.encode()),
+    "base64-unpadded": lambda key: _b64(key.encode()).rstrip("="),
+    "base64-urlsafe": lambda key: _b64(key.encode(), urlsafe=True).rstrip("="),
+    # HTTP Basic credentials: the key at byte offsets 1, 2 and 0 (mod 3) inside the encoding.
+    "basic-offset-1": lambda key: "Basic " + _b64(b":" + key.encode()),
+    "basic-offset-2": lambda key: "Basic " + _b64(b"u:" + key.encode()),
+    "basic-offset-0": lambda key: "Basic " + _b64(b"api:" + key.encode() + b"\n"),
+    "basic-urlsafe-1": lambda key: _b64(b"x" + key.encode(), urlsafe=True),
+    "hex": lambda key: key.encode().hex(),
+    "hex-upper": lambda key: key.encode().hex().upper(),
+    "masked-openai": lambda key: f"{key[:8]}{'*' * 20}{key[-4:]}",
+    "masked-dots": lambda key: f"{key[:3]}...{key[-4:]}",
+    "masked-mixed": lambda key: f"{key[:8]}****...{key[-4:]}",
+    "masked-suffix": lambda key: f"****{key[-4:]}",
+    "masked-prefix": lambda key: f"{key[:10]}...",
+    "masked-bullets": lambda key: f"{key[:4]}••••{key[-4:]}",
+}
+
+
+def echoed(key: str, form: str) -> str:
+    """The text a 401 carries for `key` in echo form `form` (tests scan output for it)."""
+    return ECHO_FORMS[form](key)
 
 
 @dataclass(frozen=True)
@@ -165,10 +203,10 @@ _REASONS = {
 }
 
 
-def _error_message(status: int, model: str | None, presented_key: str | None) -> str:
+def _error_message(status: int, model: str | None, presented_key: str | None, echo: str = "raw") -> str:
     if status == 401:
         # Like OpenAI, echo the key the client sent: the tester must scrub what providers say.
-        return f"Incorrect API key provided: {presented_key or '(none)'}"
+        return f"Incorrect API key provided: {echoed(presented_key, echo) if presented_key else '(none)'}. Check your key"
     if status == 404:
         return f"The model '{model}' does not exist or you do not have access to it."
     if status == 429:
@@ -349,10 +387,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         presented = _presented_key(provider, headers, self.path)
         if behaviour.api_key is not None and presented != behaviour.api_key:
-            self._send_error(provider, 401, model_name, presented)
+            self._send_error(provider, 401, model_name, presented, behaviour.echo)
             return
         if behaviour.status is not None:
-            self._send_error(provider, behaviour.status, model_name, presented)
+            self._send_error(provider, behaviour.status, model_name, presented, behaviour.echo)
             return
         dimensions = behaviour.dimensions
         if behaviour.resizable and kind == "embedding":
@@ -374,8 +412,8 @@ class _Handler(BaseHTTPRequestHandler):
                     break
         self.close_connection = True
 
-    def _send_error(self, provider: str, status: int, model: str, presented_key: str | None) -> None:
-        message = _error_message(status, model, presented_key)
+    def _send_error(self, provider: str, status: int, model: str, presented_key: str | None, echo: str = "raw") -> None:
+        message = _error_message(status, model, presented_key, echo)
         extra = {"retry-after": "1"} if status == 429 else {}
         self._send(status, _error_body(provider, status, message), extra)
 
@@ -466,10 +504,14 @@ class FakeProvider:
         latency: float = 0.0,
         api_key: str | None = None,
         resizable: bool = False,
+        echo: str = "raw",
     ) -> Behaviour:
         """Choose how requests for `model` are answered (see `Behaviour`); returns it."""
+        if echo not in ECHO_FORMS:
+            raise ValueError(f"unknown echo form {echo!r}; one of {sorted(ECHO_FORMS)}")
         behaviour = Behaviour(
-            status=status, dimensions=dimensions, hang=hang, latency=latency, api_key=api_key, resizable=resizable
+            status=status, dimensions=dimensions, hang=hang, latency=latency, api_key=api_key, resizable=resizable,
+            echo=echo,
         )
         with self._lock:
             self._behaviours[model] = behaviour
