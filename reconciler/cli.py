@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from reconciler import __version__
+from reconciler.diagnostics import escape_text
 from reconciler.errors import EXIT_ERROR, RegistryError
 
 # command name -> module under reconciler.commands exposing `command`
@@ -109,7 +110,7 @@ class LazyGroup(click.Group):
             error.show()
             sys.exit(EXIT_ERROR)
         except RegistryError as error:
-            click.echo(f"error: {error.message}", err=True)
+            click.echo(f"error: {escape_text(error.message)}", err=True)
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)

@@ -7,10 +7,11 @@ references and display tokens ("(set)", "changed"), never a key or a fingerprint
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable, Iterable
 
 from reconciler import __version__
-from reconciler.diagnostics import escape_github_data, escape_github_property
+from reconciler.diagnostics import escape_github_data, escape_github_property, escape_text, json_text
 from reconciler.plan import KEY_CHANGED, KEY_NONE, KEY_SET, KEY_UNKNOWN, Action, FieldChange, Plan
 from reconciler.spec import yaml_field_name
 from reconciler.target import Target, short_revision
@@ -52,8 +53,23 @@ def summary_line(plan: Plan) -> str:
 
 
 def _title(action: Action) -> str:
-    rename = f" (renamed from {action.previous_name})" if action.previous_name else ""
-    return f"{action.name}{rename}"
+    rename = f" (renamed from {escape_text(action.previous_name)})" if action.previous_name else ""
+    return f"{escape_text(action.name)}{rename}"
+
+
+def key_reference(action: Action) -> str | None:
+    """The `${env:NAME}` an action's API key comes from (None without one): a reviewer sees which variable goes where."""
+    reference = action.desired.get("api_key") if action.desired else None
+    return reference if isinstance(reference, str) else None
+
+
+def _after_value(action: Action, change: FieldChange) -> str:
+    """The new value; for the API key, the variable it is read from and a token, never the value."""
+    reference = key_reference(action) if change.field == "api_key" else None
+    if reference is None or change.after not in _KEY_TOKENS:
+        return format_value(change.after)
+    token = change.after if change.after.startswith("(") else f"({change.after})"
+    return f"{escape_text(reference)} {token}"
 
 
 def _change_lines(action: Action) -> list[tuple[str, str]]:
@@ -63,15 +79,15 @@ def _change_lines(action: Action) -> list[tuple[str, str]]:
     for change in action.changes:
         label = yaml_field_name(change.field).ljust(width)
         if action.kind == "create":
-            lines.append(("+", f"{label} = {format_value(change.after)}"))
+            lines.append(("+", f"{label} = {_after_value(action, change)}"))
         else:
-            lines.append(("~", f"{label} = {format_value(change.before)} -> {format_value(change.after)}"))
+            lines.append(("~", f"{label} = {format_value(change.before)} -> {_after_value(action, change)}"))
     return lines
 
 
 def target_line(target: Target) -> str:
     """`Target: database ..., environment ..., revision ...` (text plans and apply's prompt)."""
-    return f"Target: {target.summary()}"
+    return f"Target: {escape_text(target.summary())}"
 
 
 def render_text(plan: Plan, *, style: Style = _plain, target: Target | None = None) -> str:
@@ -82,33 +98,37 @@ def render_text(plan: Plan, *, style: Style = _plain, target: Target | None = No
     for action in plan.actions:
         marker = _MARKERS[action.kind]
         colour = _COLOURS["blocked" if action.is_blocked else action.kind]
-        where = f"  ({action.location})" if action.location else ""
+        where = f"  ({escape_text(action.location)})" if action.location else ""
         verdict = f"BLOCKED: {action.kind} refused" if action.is_blocked else _VERBS[action.kind]
-        out.append(style(f"  # {action.name} {verdict}{where}", bold=True))
-        out.append(style(f"  {'!' if action.is_blocked else ' '}{marker} {_title(action)}  ({action.model_type}, {action.provider})", fg=colour))
+        out.append(style(f"  # {escape_text(action.name)} {verdict}{where}", bold=True))
+        kind = f"({escape_text(action.model_type)}, {escape_text(action.provider)})"
+        out.append(style(f"  {'!' if action.is_blocked else ' '}{marker} {_title(action)}  {kind}", fg=colour))
         for change_marker, text in _change_lines(action):
             out.append(style(f"      {change_marker} {text}", fg=_COLOURS["update" if change_marker == "~" else "create"]))
         if action.kind == "delete" and action.knowledge_bases and not action.is_blocked:
-            out.append(f"      used by: {', '.join(action.knowledge_bases)}")
+            out.append(f"      used by: {', '.join(map(escape_text, action.knowledge_bases))}")
         for reason in action.blocked:
-            out.append(style(f"      blocked: {reason}", fg=_COLOURS["blocked"], bold=True))
+            out.append(style(f"      blocked: {escape_text(reason)}", fg=_COLOURS["blocked"], bold=True))
         for note in action.warnings:
-            out.append(style(f"      warning: {note}", fg=_COLOURS["warning"]))
+            out.append(style(f"      warning: {escape_text(note)}", fg=_COLOURS["warning"]))
         out.append("")
     if plan.refusals:
-        out += [style(f"Refused: {reason}", fg="red", bold=True) for reason in plan.refusals] + [""]
+        out += [style(f"Refused: {escape_text(reason)}", fg="red", bold=True) for reason in plan.refusals] + [""]
     if plan.warnings:
-        out += ["Warnings:"] + [style(f"  - {w}", fg=_COLOURS["warning"]) for w in plan.warnings] + [""]
+        out += ["Warnings:"] + [style(f"  - {escape_text(w)}", fg=_COLOURS["warning"]) for w in plan.warnings] + [""]
     if plan.unmanaged:
-        out += [f"Not managed by llm-registry, left untouched: {', '.join(plan.unmanaged)}", ""]
+        out += [f"Not managed by llm-registry, left untouched: {', '.join(map(escape_text, plan.unmanaged))}", ""]
     out.append(style(summary_line(plan), bold=True))
     if plan.is_blocked:
         out.append(style("Apply will refuse this plan until the blocked changes are resolved.", fg="red"))
     return "\n".join(out)
 
 
-def _change_json(change: FieldChange) -> dict[str, Any]:
-    return {"field": yaml_field_name(change.field), "before": change.before, "after": change.after}
+def _change_json(action: Action, change: FieldChange) -> dict[str, Any]:
+    data = {"field": yaml_field_name(change.field), "before": change.before, "after": change.after}
+    if change.field == "api_key":
+        data["reference"] = key_reference(action)
+    return data
 
 
 def plan_to_json_data(plan: Plan, target: Target | None = None) -> dict[str, Any]:
@@ -143,7 +163,7 @@ def plan_to_json_data(plan: Plan, target: Target | None = None) -> dict[str, Any
                     if action.location
                     else None
                 ),
-                "changes": [_change_json(change) for change in action.changes],
+                "changes": [_change_json(action, change) for change in action.changes],
             }
             for action in plan.actions
         ],
@@ -158,11 +178,12 @@ def plan_to_json_data(plan: Plan, target: Target | None = None) -> dict[str, Any
 
 def render_json(plan: Plan, target: Target | None = None) -> str:
     """The JSON document, pretty-printed."""
-    return json.dumps(plan_to_json_data(plan, target), indent=2, default=str)
+    return json_text(plan_to_json_data(plan, target), indent=2, default=str)
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    # Backticks too: a name shown in `code` must not close the span and inject markup.
+    return escape_text(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("`", "&#96;")
 
 
 def _md_notes(action: Action) -> str:
@@ -170,7 +191,7 @@ def _md_notes(action: Action) -> str:
         return "⛔ " + _md_escape("; ".join(action.blocked))
     notes = list(action.warnings)
     if action.previous_name:
-        notes.insert(0, f"renamed from {action.previous_name}")
+        notes.insert(0, f"renamed from {action.previous_name}")  # escaped below, with the rest
     if action.kind == "delete" and action.knowledge_bases:
         notes.append("used by " + ", ".join(action.knowledge_bases))
     return _md_escape("; ".join(notes))
@@ -178,10 +199,11 @@ def _md_notes(action: Action) -> str:
 
 def _md_details(action: Action) -> str:
     lines = [f"{marker} {text}" for marker, text in _change_lines(action)]
-    lines += [f"! blocked: {reason}" for reason in action.blocked]
-    body = "\n".join(lines) or f"- {action.name}"
+    lines += [f"! blocked: {escape_text(reason)}" for reason in action.blocked]
+    # Inside a fence only a line of backticks could end it: the fence is made longer than any run in the body.
+    body = "\n".join(lines) or f"- {escape_text(action.name)}"
     summary = f"<code>{_MARKERS[action.kind]} {_md_escape(action.name)}</code> — {action.kind}{' (blocked)' if action.is_blocked else ''}"
-    fence = "```"
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", body)), default=0))
     return f"<details><summary>{summary}</summary>\n\n{fence}diff\n{body}\n{fence}\n\n</details>"
 
 
@@ -216,11 +238,11 @@ def render_markdown_parts(plan: Plan, *, limit: int = MARKDOWN_PART_LIMIT, targe
     if plan.warnings:
         head += ["**Warnings**", ""] + [f"- {_md_escape(w)}" for w in plan.warnings] + [""]
     if plan.unmanaged:
-        head += [f"Not managed by llm-registry, left untouched: {', '.join(plan.unmanaged)}", ""]
+        head += [f"Not managed by llm-registry, left untouched: {_md_escape(', '.join(plan.unmanaged))}", ""]
     table_header = "| | Model | Type | Provider | Action | Notes |\n|---|---|---|---|---|---|"
     actions = _ordered_for_review(plan)
     rows = [
-        f"| {'⛔' if a.is_blocked else icon[a.kind]} | `{a.name}` | {a.model_type} | {a.provider} | {a.kind} | {_md_notes(a)} |"
+        f"| {'⛔' if a.is_blocked else icon[a.kind]} | `{_md_escape(a.name)}` | {_md_escape(a.model_type)} | {_md_escape(a.provider)} | {a.kind} | {_md_notes(a)} |"
         for a in actions
     ]
     blocks: list[tuple[str, str]] = [("text", "\n".join(head))]

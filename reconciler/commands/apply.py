@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import click
 
 from reconciler.commands._common import database_url_option, load_registry_reporting, open_database
 from reconciler.commands.plan import text_style, use_colour
+from reconciler.diagnostics import escape_text, json_text
 from reconciler.errors import EXIT_ERROR, EXIT_OK, RegistryError
 from reconciler.target import ENVIRONMENT_ENV, ENVIRONMENT_HELP
 
@@ -29,7 +29,7 @@ def _stdin_is_terminal() -> bool:
 
 def _event_lines(events: Sequence[Any]) -> list[str]:
     return [
-        f"  {event.event_type:<24} {event.model_name:<28} {json.dumps(event.details, sort_keys=True, default=str)}"
+        f"  {event.event_type:<24} {escape_text(event.model_name):<28} {json_text(event.details, sort_keys=True, default=str)}"
         for event in events
     ]
 
@@ -117,7 +117,7 @@ def command(
             self.target = target  # named in the plan and the prompt
 
         def waiting_for_lock(self, holder: str) -> None:
-            click.echo(f"Waiting for the registry lock, held by {holder} (up to {lock_timeout:g} s)...", err=True)
+            click.echo(f"Waiting for the registry lock, held by {escape_text(holder)} (up to {lock_timeout:g} s)...", err=True)
 
         def planned(self, plan: Any) -> None:
             click.echo(render_text(plan, style=style, target=self.target), color=use_colour())
@@ -137,8 +137,8 @@ def command(
 
         def tested(self, result: Any) -> None:
             mark = style("ok  ", fg="green") if result.ok else style("FAIL", fg="red", bold=True)
-            message = "" if result.ok else f"  {result.status}: {result.message}"
-            click.echo(f"  {mark} {result.name} ({result.latency_ms} ms){message}", color=use_colour())
+            message = "" if result.ok else f"  {result.status}: {escape_text(result.message)}"
+            click.echo(f"  {mark} {escape_text(result.name)} ({result.latency_ms} ms){message}", color=use_colour())
 
     try:
         # apply_registry checks the schema inside its own transaction.
@@ -146,7 +146,7 @@ def command(
             hooks = CliHooks(Target(describe_url(connection.engine.url), options.environment, options.revision))
             outcome = apply_registry(connection, registry, os.environ, options, hooks, saved)
     except ConnectionTestsFailed as failed:
-        click.echo(f"error: {failed.message}", err=True)
+        click.echo(f"error: {escape_text(failed.message)}", err=True)
         return EXIT_ERROR
 
     plan = outcome.plan
@@ -163,5 +163,5 @@ def command(
             click.echo(line)
         return EXIT_OK
     click.echo(style(f"\nApply complete: {counts}.", fg="green", bold=True), color=use_colour())
-    click.echo(f"Run {options.run_id} by {options.actor}; see `llm-registry audit --run {options.run_id}`.")
+    click.echo(f"Run {options.run_id} by {escape_text(options.actor)}; see `llm-registry audit --run {options.run_id}`.")
     return EXIT_OK

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -79,7 +78,9 @@ def command(
     with open_database(database_url) as connection:
         events = read_audit_events(connection, model=model, since=since_time, run_id=run_id, limit=limit)
     if output_format == "json":
-        click.echo(json.dumps({"events": [event.as_json() for event in events]}, indent=2, default=str))
+        from reconciler.diagnostics import json_text
+
+        click.echo(json_text({"events": [event.as_json() for event in events]}, indent=2, default=str))
         return EXIT_OK
     if not events:
         click.echo("No audit events.")

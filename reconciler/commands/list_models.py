@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -25,9 +24,14 @@ COLUMNS = (
 
 
 def format_table(rows: list[dict[str, Any]], columns: tuple[tuple[str, str], ...]) -> str:
-    """Plain left-aligned columns with a header, two spaces apart (no trailing spaces)."""
+    """Plain left-aligned columns with a header, two spaces apart (no trailing spaces).
+
+    Every cell is data (a name made by hand may hold anything): escaped by `escape_text`.
+    """
+    from reconciler.diagnostics import escape_text
+
     cells = [[title for title, _ in columns]] + [
-        ["-" if row[key] is None else str(row[key]) for _, key in columns] for row in rows
+        ["-" if row[key] is None else escape_text(row[key]) for _, key in columns] for row in rows
     ]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells)
@@ -69,7 +73,9 @@ def command(
             continue
         rows.append(model_view(model, state.kbs_using(model.id), model.name in with_keys))
     if output_format == "json":
-        click.echo(json.dumps({"models": rows}, indent=2))
+        from reconciler.diagnostics import json_text
+
+        click.echo(json_text({"models": rows}, indent=2))
         return EXIT_OK
     if not rows:
         click.echo("No models registered." if not (model_type or provider or status) else "No models match.")

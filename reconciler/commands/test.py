@@ -8,7 +8,6 @@ decrypted). LiteLLM is imported only once tests actually run, inside
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from reconciler.connection import (
     run_connection_tests,
     target_from_model,
 )
+from reconciler.diagnostics import escape_text, json_text
 from reconciler.errors import EXIT_ERROR, EXIT_OK, RegistryError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -151,7 +151,7 @@ class _Progress:
         self.failed += not result.ok
         if self.enabled:
             failed = f", {self.failed} failed" if self.failed else ""
-            line = f"[{self.done}/{self.total}{failed}] {result.name}: {result.status} ({result.latency_ms} ms)"
+            line = f"[{self.done}/{self.total}{failed}] {escape_text(result.name)}: {result.status} ({result.latency_ms} ms)"
             click.echo(f"\r\033[K{line}", err=True, nl=False)
 
     def finish(self) -> None:
@@ -172,7 +172,8 @@ def render_table(targets: Sequence[ConnectionTarget], results: Sequence[Connecti
     """The result table (name, provider, type, status, latency, message) and a summary line."""
     rows: list[tuple[str, ...]] = [_COLUMNS]
     for target, result in zip(targets, results):
-        rows.append((result.name, target.provider, target.type, result.status, f"{result.latency_ms} ms", result.message))
+        cells = (result.name, target.provider, target.type, result.status, f"{result.latency_ms} ms", result.message)
+        rows.append(tuple(escape_text(cell) for cell in cells))
     failed = sum(not r.ok for r in results)
     verdict = f"{len(results) - failed} passed, {failed} failed"
     return f"{_table(rows)}\n\n{verdict}"
@@ -195,7 +196,7 @@ def render_json(targets: Sequence[ConnectionTarget], results: Sequence[Connectio
     ]
     failed = sum(not r.ok for r in results)
     payload = {"results": items, "passed": len(results) - failed, "failed": failed, "skipped_inactive": list(skipped)}
-    return json.dumps(payload, indent=2)
+    return json_text(payload, indent=2)
 
 
 @click.command("test")
@@ -278,7 +279,7 @@ def print_results(
         return
     if skipped:
         click.echo(f"skipped {len(skipped)} inactive model{'s' * (len(skipped) != 1)} "
-                   f"({', '.join(skipped)}); name them to test them", err=True)
+                   f"({escape_text(', '.join(skipped))}); name them to test them", err=True)
     if not targets:
         click.echo("no models to test")
         return

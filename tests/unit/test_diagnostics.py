@@ -65,3 +65,37 @@ def test_only_errors_fail() -> None:
     assert has_errors([warning("w", "x"), error("e", "y")])
     assert not has_errors([warning("w", "x")])
     assert not has_errors([])
+
+
+# --------------------------------------------------------------------------- escaping
+
+from reconciler.diagnostics import escape_github_data, escape_github_property, escape_text  # noqa: E402
+
+
+def test_escape_text_makes_control_characters_visible() -> None:
+    assert escape_text("a\nb\rc\td") == "a\\nb\\rc\\td"
+    assert escape_text("\x1b[2J\x1b]0;title\x07") == "\\x1b[2J\\x1b]0;title\\x07"
+    assert escape_text("x\x7f\x9by") == "x\\x7f\\x9by"  # DEL and the C1 CSI
+    assert escape_text("evil\u202etxt.exe\u2028next\u200b") == "evil\\u202etxt.exe\\u2028next\\u200b"
+    assert escape_text("café ✓ 模型") == "café ✓ 模型"  # printable text is left alone
+    assert escape_text(42) == "42"
+
+
+def test_escape_text_cannot_start_a_workflow_command() -> None:
+    assert escape_text("::error::pwned") == "\\::error::pwned"
+    assert escape_text("  \u00a0::add-mask::x") == "  \u00a0\\::add-mask::x"  # the runner trims Unicode spaces
+    assert escape_text("name\n::set-output name=x::y") == "name\\n::set-output name=x::y"
+    assert escape_text("see ##[error]boom") == "see ##\\[error]boom"
+    assert escape_text("http://[::1]:11434") == "http://[::1]:11434"
+
+
+def test_github_data_keeps_its_own_rules_and_escapes_the_rest() -> None:
+    assert escape_github_data("100%\r\nnext") == "100%25%0D%0Anext"
+    assert escape_github_data("\x1b[31mred") == "\\x1b[31mred"
+    assert escape_github_property("a:b,\x1bc") == "a%3Ab%2C\\x1bc"
+
+
+def test_text_diagnostic_escapes_path_and_message() -> None:
+    line = format_text(error("c", "bad\n::error::injected", Location("::warning::x.yaml", 1, 1)))
+    assert "\n" not in line
+    assert line.startswith("\\::warning::x.yaml:1:1: error: bad\\n::error::injected")

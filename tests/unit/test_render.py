@@ -60,7 +60,7 @@ def test_text_without_changes() -> None:
 
 def test_key_known_at_apply_is_shown_as_such() -> None:
     plan = compute_plan(registry(generation_model(name="g")), RegistryState(), {"g": KEY_UNKNOWN})
-    assert "+ api_key                      = (known at apply)" in render_text(plan)
+    assert "+ api_key                      = ${env:OPENAI_API_KEY} (known at apply)" in render_text(plan)
 
 
 def test_json_is_versioned_with_separate_counts() -> None:
@@ -138,3 +138,52 @@ def test_every_format_names_the_target() -> None:
     }  # fmt: skip
     assert "7/kb" not in json.dumps(plan_to_json_data(plan, target))  # the identity stays in plan files
     assert render_text(plan, target=Target("x@y/z")).splitlines()[0] == "Target: database x@y/z, environment (none), revision (unknown)"
+
+
+HOSTILE = "x\n::error::injected\x1b[2J\r##[add-mask]y`|<b>"
+
+
+def hostile_plan():  # noqa: ANN201 - test helper
+    """Names made by hand in the database: a deleted row, a KB using another, an unmanaged row."""
+    used = stored_model(HOSTILE + "-used", provider="ollama\n::warning::p")
+    state = RegistryState(
+        (stored_model(HOSTILE + "-gone"), used, stored_model(HOSTILE + "-hand", managed_by=None)),
+        (knowledge_base(HOSTILE + "-kb", embedding=used),),
+    )
+    return apply_policies(compute_plan(registry(embedding_model(name="fresh", default=True)), state, {}), state)
+
+
+def _lines_starting_a_command(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.lstrip().startswith("::") or "##[" in line]
+
+
+def test_no_renderer_lets_data_drive_a_terminal_or_start_a_workflow_command() -> None:
+    plan = hostile_plan()
+    for output in (render_text(plan), render_markdown(plan), render_json(plan)):
+        assert "\x1b" not in output and "\r" not in output
+        assert _lines_starting_a_command(output) == []
+        assert "injected" in output  # shown, as text
+    github = render_github(plan)
+    assert "\x1b" not in github and "\r" not in github
+    # Only the commands the renderer writes: one per line, each with its data escaped.
+    assert all(line.split("::")[1].split(" ")[0] in ("error", "warning", "notice") for line in github.splitlines())
+    assert len(github.splitlines()) == len(plan.blocked) + len(plan.refusals) + len(plan.warnings) + 1
+
+
+def test_text_shows_escaped_names_on_one_line() -> None:
+    text = render_text(hostile_plan())
+    assert "  # x\\n::error::injected\\x1b[2J\\r##\\[add-mask]y`|<b>-gone BLOCKED: delete refused" in text
+
+
+def test_markdown_cannot_close_a_code_span_or_a_fence() -> None:
+    markdown = render_markdown(hostile_plan())
+    assert "`x\\n::error::injected\\x1b[2J\\r##\\[add-mask]y&#96;\\|&lt;b&gt;-gone`" in markdown
+    assert "<summary><code>- x\\n::error::injected\\x1b[2J\\r##\\[add-mask]y&#96;\\|&lt;b&gt;-gone</code>" in markdown
+
+
+def test_api_key_shows_the_variable_it_comes_from() -> None:
+    plan = compute_plan(registry(generation_model(name="g", api_key="${env:OPENAI_API_KEY}")), RegistryState(), {"g": "fp"})
+    assert "+ api_key                      = ${env:OPENAI_API_KEY} (set)" in render_text(plan)
+    change = next(c for c in json.loads(render_json(plan))["actions"][0]["changes"] if c["field"] == "api_key")
+    assert change == {"field": "api_key", "before": None, "after": "(set)", "reference": "${env:OPENAI_API_KEY}"}
+    assert "${env:OPENAI_API_KEY} (set)" in render_markdown(plan)
