@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from reconciler import MANAGED_BY
-from reconciler.audit import AuditEvent, connection_tested_event, new_run_id, write_audit_events
+from reconciler.audit import AuditEvent, connection_tested_event, new_run_id, record_aborted_tests, write_audit_events
 from reconciler.connection import ConnectionResult, ConnectionTarget, run_connection_tests, target_from_model
+from reconciler.db import LOCK_NOT_AVAILABLE, set_local_lock_timeout, sqlstate
 from reconciler.errors import EXIT_BLOCKED, RegistryError
 from reconciler.pipeline import plan_registry
 from reconciler.plan import KEY_CHANGED, Action, Plan
@@ -76,13 +77,19 @@ class ApplyOutcome:
 
 
 class ConnectionTestsFailed(RegistryError):
-    """At least one connection test failed: nothing was written."""
+    """At least one connection test failed: nothing was written but the attempts' audit events.
 
-    def __init__(self, results: Sequence[ConnectionResult]) -> None:
+    `model_ids` maps the tested names to their existing row ids (None for creates);
+    `recorded` says whether the attempts reached the audit trail.
+    """
+
+    def __init__(self, results: Sequence[ConnectionResult], model_ids: Mapping[str, str | None] | None = None) -> None:
         failed = [r for r in results if not r.ok]
         names = ", ".join(r.name for r in failed)
         super().__init__(f"{len(failed)} connection test{'s' * (len(failed) != 1)} failed ({names}); nothing was written")
         self.results = tuple(results)
+        self.model_ids = dict(model_ids or {})
+        self.recorded = False
 
 
 class Hooks:
@@ -318,6 +325,9 @@ def apply_registry(
 
     transaction = connection.begin()
     try:
+        # No lock wait of ours (a row another session holds, a migration's table lock)
+        # outlasts --lock-timeout; the advisory lock is polled by acquire_lock.
+        set_local_lock_timeout(connection, options.lock_timeout)
         require_schema_at_head(connection)
         acquire_lock(connection, options, hooks)
         state = read_state(connection)
@@ -342,7 +352,7 @@ def apply_registry(
             hooks.testing(targets)
             results = run_connection_tests(targets, concurrency=options.concurrency, timeout=options.timeout, on_result=hooks.tested)
             if any(not r.ok for r in results):
-                raise ConnectionTestsFailed(results)
+                raise ConnectionTestsFailed(results, {a.name: a.model_id for a in plan.actions})
 
         events = write_changes(connection, plan, state, keys, passphrase, {r.name: r for r in results}, options.skip_connection_tests)
         ids = {event.model_name: event.model_id for event in events}
@@ -357,13 +367,35 @@ def apply_registry(
         _rollback_quietly(transaction)
         from sqlalchemy.exc import DBAPIError
 
+        if isinstance(error, ConnectionTestsFailed) and not options.dry_run:
+            error.recorded = _record_aborted_tests(connection, error, options)
         if isinstance(error, DBAPIError):
-            raise _database_failure(error) from None
+            raise _database_failure(error, options.lock_timeout) from None
         raise
 
 
-def _database_failure(error: Any) -> RegistryError:
+def _record_aborted_tests(connection: "Connection", failed: ConnectionTestsFailed, options: ApplyOptions) -> bool:
+    """The failed run's test attempts into the audit trail, after the rollback; False if that failed too."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        record_aborted_tests(
+            connection, failed.results, failed.model_ids,
+            run_id=options.run_id, actor=options.actor, source_revision=options.revision,
+        )
+    except DBAPIError:
+        return False
+    return True
+
+
+def _database_failure(error: Any, lock_timeout: float | None = None) -> RegistryError:
     """A database error mid-apply, as one clean line (parameters are never part of it)."""
+    if sqlstate(error) == LOCK_NOT_AVAILABLE:
+        waited = f" for {lock_timeout:g} s (--lock-timeout)" if lock_timeout is not None else ""
+        return RegistryError(
+            f"another session holds a lock apply needs (a registry row or table) and did not release it{waited}; "
+            "the transaction was rolled back, nothing was written"
+        )
     original = getattr(error, "orig", None) or error
     first_line = (str(original).strip().splitlines() or [type(original).__name__])[0]
     return RegistryError(f"database error during apply ({first_line}); the transaction was rolled back, nothing was written")

@@ -128,6 +128,30 @@ def connection_tested_event(result: "ConnectionResult", model_id: str | None) ->
     )
 
 
+def record_aborted_tests(
+    connection: "Connection",
+    results: Iterable["ConnectionResult"],
+    model_ids: Mapping[str, str | None],
+    *,
+    run_id: str,
+    actor: str,
+    source_revision: str | None,
+) -> int:
+    """Record the connection tests of an apply that they aborted, in a short transaction of its own.
+
+    Call it after the apply's transaction was rolled back: only these events are
+    written (`details.apply` says the run was aborted), committed at once, so the
+    trail shows every attempt, success or failure (the story's AC), and nothing else
+    of the run. The caller's connection must not be in a transaction.
+    """
+    events = [
+        AuditEvent(event.event_type, event.model_name, event.model_id, {**event.details, "apply": "aborted: connection tests failed"})
+        for event in (connection_tested_event(result, model_ids.get(result.name)) for result in results)
+    ]
+    with connection.begin():
+        return write_audit_events(connection, events, run_id=run_id, actor=actor, source_revision=source_revision)
+
+
 def new_run_id() -> str:
     """A run id that sorts by time and is unique: `20261126T034100Z-1a2b3c4d`."""
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"

@@ -270,6 +270,28 @@ def stored_revision(connection: "Connection") -> str | None:
     return connection.execute(text(f"SELECT version_num FROM {_version_table()} LIMIT 1")).scalar()
 
 
+# SQLSTATE of "canceling statement due to lock timeout".
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+def set_local_lock_timeout(connection: "Connection", seconds: float) -> None:
+    """Bound every lock wait of the current transaction (row locks included) to `seconds`.
+
+    `SET LOCAL`: it ends with the transaction, so a pooled connection keeps its
+    defaults. PostgreSQL reads 0 as "wait forever", so 0 s becomes 1 ms (do not wait).
+    """
+    from sqlalchemy import text
+
+    milliseconds = max(1, int(round(seconds * 1000)))
+    connection.execute(text("SELECT set_config('lock_timeout', :value, true)"), {"value": f"{milliseconds}ms"})
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a database error raised through SQLAlchemy (None when there is none)."""
+    original = getattr(error, "orig", None) or error
+    return getattr(original, "sqlstate", None) or getattr(getattr(original, "diag", None), "sqlstate", None)
+
+
 def require_schema_at_head(connection: "Connection") -> None:
     """Raise a RegistryError naming `llm-registry db upgrade` unless the schema is at head."""
     current = stored_revision(connection)

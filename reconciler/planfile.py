@@ -5,11 +5,22 @@ the fingerprint of the database state the plan read, a digest of the key
 fingerprints it compared, and the plan itself as its JSON document. `apply` re-plans
 the saved definitions against the database under its lock and refuses unless the
 state fingerprint, the key digest and the resulting actions are those that were saved.
+
+A plan file cannot be edited, consistently or not: it carries `mac`, an
+HMAC-SHA256 over its canonical JSON under a key derived from
+`LLM_REGISTRY_ENCRYPTION_KEY` (`HMAC(passphrase, "llm-registry/plan-file/v1")`, kept
+apart from the key fingerprints' derivation). Whoever can change the file (an
+artifact store, a shared disk) but does not hold the passphrase cannot make a MAC
+that `apply` accepts. So `plan --out` and `apply PLANFILE` both need the passphrase,
+even for a registry without keys (apply needs it anyway for any key). On top of the
+MAC, `spec_fingerprint` must be the digest of the saved definitions, and the saved
+definitions pass the same reference rules as `validate` (references.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -23,13 +34,38 @@ from pydantic import ValidationError
 from reconciler import __version__
 from reconciler.diagnostics import Location
 from reconciler.errors import RegistryError
+from reconciler.references import endpoint_credentials_problem, refused_variable, refused_variable_message
 from reconciler.plan import KEY_CHANGED, KEY_SET, KEY_UNKNOWN, Plan
 from reconciler.render import plan_to_json_data
-from reconciler.spec import MODEL_ADAPTER, RegistrySpec
+from reconciler.spec import MODEL_ADAPTER, RegistrySpec, env_reference_name
 from reconciler.target import Target
 
 PLANFILE_KIND = "llm-registry-plan"
 PLANFILE_VERSION = 1
+PASSPHRASE_ENV = "LLM_REGISTRY_ENCRYPTION_KEY"  # secrets.ENCRYPTION_KEY_ENV, without importing it here
+_MAC_CONTEXT = b"llm-registry/plan-file/v1"
+
+
+def signing_passphrase(environ: Mapping[str, str]) -> str:
+    """The passphrase that signs and checks plan files; a RegistryError naming the variable when unset."""
+    passphrase = environ.get(PASSPHRASE_ENV, "")
+    if not passphrase:
+        raise RegistryError(
+            f"{PASSPHRASE_ENV} is not set: plan files are signed with a key derived from it, so that "
+            "apply can refuse a plan file edited after plan wrote it; set it where plan --out and apply PLANFILE run"
+        )
+    return passphrase
+
+
+def _canonical(document: Mapping[str, Any]) -> bytes:
+    body = {key: value for key, value in document.items() if key != "mac"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def document_mac(document: Mapping[str, Any], passphrase: str) -> str:
+    """HMAC-SHA256 (hex) of a plan document without its `mac`, under the plan-file key of `passphrase`."""
+    key = hmac.new(passphrase.encode("utf-8"), _MAC_CONTEXT, hashlib.sha256).digest()
+    return hmac.new(key, _canonical(document), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -73,9 +109,21 @@ def comparable_actions(plan_json: Mapping[str, Any]) -> list[Any]:
 
 
 def write_planfile(
-    path: Path, plan: Plan, registry: RegistrySpec, *, directory: str, allow_delete_all: bool, target: Target
+    path: Path,
+    plan: Plan,
+    registry: RegistrySpec,
+    *,
+    directory: str,
+    allow_delete_all: bool,
+    target: Target,
+    passphrase: str,
 ) -> None:
-    """Save the plan atomically (a reader never sees half a file), bound to `target`'s database."""
+    """Save the plan, bound to `target`'s database and signed (see the module docstring).
+
+    A regular file (or a new one) is replaced atomically, so a reader never sees half
+    a file. A path that exists and is not a regular file (a FIFO, /dev/stdout, a
+    terminal) is written into, never replaced; a directory or socket is refused.
+    """
     document = {
         "kind": PLANFILE_KIND,
         "format_version": PLANFILE_VERSION,
@@ -96,13 +144,37 @@ def write_planfile(
         "target": {**target.as_json(), "database_identity": target.database_identity},
         "plan": plan_to_json_data(plan, target),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The MAC covers the document as a reader will parse it (after default=str).
+    document = json.loads(json.dumps(document, default=str))
+    document["mac"] = document_mac(document, passphrase)
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    _write_output(path, text)
+
+
+def _write_output(path: Path, text: str) -> None:
+    """Write `text` to `path`: atomically for a regular file, into it for a device or FIFO."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode  # follows a symlink: its target is what gets written
+    except FileNotFoundError:
+        mode = None
+    except OSError as error:
+        raise RegistryError(f"cannot write the plan file {path}: {error.strerror or type(error).__name__}") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        if stat.S_ISDIR(mode) or stat.S_ISSOCK(mode):
+            raise RegistryError(f"cannot write the plan file to {path}: it is a {'directory' if stat.S_ISDIR(mode) else 'socket'}")
+        # A FIFO, /dev/null, /dev/stdout: write into it, never replace it with a file.
+        with open(path, "w") as out:
+            out.write(text)
+        return
+    target = path.resolve() if path.is_symlink() else path  # replace the file a symlink names, keep the link
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w") as out:
-            json.dump(document, out, indent=2, sort_keys=True, default=str)
-            out.write("\n")
-        os.replace(temporary, path)
+            out.write(text)
+        os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -116,17 +188,26 @@ def _location(text: str) -> Location | None:
     return Location(file, int(line), int(rest))
 
 
-def read_planfile(path: Path) -> SavedPlan:
-    """Read a plan file; a RegistryError says why one is unusable."""
+def read_planfile(path: Path, passphrase: str) -> SavedPlan:
+    """Read a plan file and check its MAC; a RegistryError says why one is unusable.
+
+    Nothing in the file is trusted before its MAC is checked under `passphrase`.
+    """
     try:
         document = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as error:
         raise RegistryError(f"{path} is not a readable plan file ({type(error).__name__}); re-run plan --out") from None
     if not isinstance(document, dict) or document.get("kind") != PLANFILE_KIND:
         raise RegistryError(f"{path} is not an llm-registry plan file")
     if document.get("format_version") != PLANFILE_VERSION:
         raise RegistryError(
             f"{path} has plan format {document.get('format_version')!r}; this llm-registry reads {PLANFILE_VERSION}: re-run plan"
+        )
+    mac = document.get("mac")
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, document_mac(document, passphrase)):
+        raise RegistryError(
+            f"{path} was changed after plan wrote it, or signed under another {PASSPHRASE_ENV}: "
+            "refusing to apply it; re-run plan --out"
         )
     try:
         models = [MODEL_ADAPTER.validate_python(entry["definition"]) for entry in document["definitions"]]
@@ -135,7 +216,7 @@ def read_planfile(path: Path) -> SavedPlan:
             for model, entry in zip(models, document["definitions"])
             if (loc := _location(entry.get("location", ""))) is not None
         }
-        return SavedPlan(
+        saved = SavedPlan(
             registry=RegistrySpec(tuple(sorted(models, key=lambda m: m.name)), locations),
             state_fingerprint=document["state_fingerprint"],
             spec_fingerprint=document["spec_fingerprint"],
@@ -154,6 +235,25 @@ def read_planfile(path: Path) -> SavedPlan:
         )
     except (KeyError, TypeError, ValidationError):
         raise RegistryError(f"{path} is a damaged plan file; re-run plan --out") from None
+    _check_saved_definitions(path, saved)
+    return saved
+
+
+def _check_saved_definitions(path: Path, saved: SavedPlan) -> None:
+    """The saved definitions are those the plan digested, and pass validate's reference rules."""
+    from reconciler.plan import spec_fingerprint
+
+    if spec_fingerprint(saved.registry) != saved.spec_fingerprint:
+        raise RegistryError(f"{path}: the definitions do not match the plan's spec_fingerprint; re-run plan --out")
+    for model in saved.registry.models:
+        for field_name in ("api_key", "api_endpoint", "api_version"):
+            value = getattr(model, field_name)
+            name = env_reference_name(value) if isinstance(value, str) else None
+            reason = refused_variable(name) if name else None
+            if reason is not None:
+                raise RegistryError(f"{path}: model {model.name!r}: {refused_variable_message(field_name, name or '', reason)}")
+        if model.api_endpoint and endpoint_credentials_problem(model.api_endpoint):
+            raise RegistryError(f"{path}: model {model.name!r}: api_endpoint holds credentials; re-run plan --out")
 
 
 def check_saved_target(saved: SavedPlan, database_identity: str, environment: str | None) -> None:

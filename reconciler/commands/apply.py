@@ -77,14 +77,14 @@ def command(
     """
     from reconciler.apply import ApplyOptions, ConnectionTestsFailed, Hooks, apply_registry
     from reconciler.audit import default_actor
-    from reconciler.planfile import read_planfile
+    from reconciler.planfile import read_planfile, signing_passphrase
     from reconciler.render import render_text
     from reconciler.target import Target, default_revision, describe_url
 
     style = text_style()
     saved = None
     if _is_planfile(target):
-        saved = read_planfile(target)
+        saved = read_planfile(target, signing_passphrase(os.environ))
         registry = saved.registry
         allow_delete_all = allow_delete_all or saved.allow_delete_all
         source_dir = Path(saved.directory) if saved.directory else None
@@ -147,6 +147,10 @@ def command(
             outcome = apply_registry(connection, registry, os.environ, options, hooks, saved)
     except ConnectionTestsFailed as failed:
         click.echo(f"error: {escape_text(failed.message)}", err=True)
+        if failed.recorded:
+            click.echo(f"The test attempts are in the audit trail: llm-registry audit --run {options.run_id}", err=True)
+        elif not dry_run:
+            click.echo("warning: the test attempts could not be recorded in the audit trail", err=True)
         return EXIT_ERROR
 
     plan = outcome.plan

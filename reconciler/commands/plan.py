@@ -79,13 +79,15 @@ def command(
       3  the plan holds a blocked change
     """
     from reconciler.pipeline import plan_registry
-    from reconciler.planfile import write_planfile
+    from reconciler.planfile import signing_passphrase, write_planfile
     from reconciler.render import render_github, render_json, render_markdown, render_text
     from reconciler.state import read_state
     from reconciler.target import default_revision, read_target
 
     if pr_number is not None and not pr_comment:
         raise click.UsageError("--pr goes with --pr-comment")
+    # A plan file is signed: without the passphrase, fail before any work.
+    passphrase = signing_passphrase(os.environ) if out is not None else ""
     registry, _ = load_registry_reporting(directory, annotate=pr_comment or drift_issue)
     # One snapshot for every query: models and KB links agree with each other.
     with open_database(database_url, isolation_level="REPEATABLE READ") as connection:
@@ -95,7 +97,9 @@ def command(
     run = plan_registry(registry, state, os.environ, allow_delete_all=allow_delete_all)
     plan = run.plan
     if out is not None:
-        write_planfile(out, plan, registry, directory=str(directory), allow_delete_all=allow_delete_all, target=target)
+        write_planfile(
+            out, plan, registry, directory=str(directory), allow_delete_all=allow_delete_all, target=target, passphrase=passphrase
+        )
 
     if output_format == "json":
         click.echo(render_json(plan, target))

@@ -47,14 +47,52 @@ def wait_for_apply_backend(engine: Any, timeout: float = 20) -> int:
     raise AssertionError("apply never took the lock")
 
 
-def test_a_failed_connection_test_writes_nothing(run_cli: Any, registry_dir: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
-    fake_provider.set_model("gpt-4o-mini", status=401, api_key=CANARY_KEY)
+def test_a_failed_connection_test_writes_nothing_but_the_attempts(run_cli: Any, registry_dir: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
+    fake_provider.set_model("gpt-4o-mini", status=401, api_key="another-key", echo="masked-openai")
     before = snapshot(engine)
     result = apply(run_cli, registry_dir, database_url)
     assert result.exit_code == 1
     assert "FAIL gpt-4o-mini" in result.stdout and "authentication_error" in result.stdout
     assert "1 connection test failed (gpt-4o-mini); nothing was written" in result.stderr
     assert CANARY_KEY not in result.output
+    after = snapshot(engine)
+    assert {table: rows for table, rows in after.items() if table != "registry_audit_events"} == {
+        table: rows for table, rows in before.items() if table != "registry_audit_events"
+    }
+    # The attempts, success or failure, in a short transaction of their own after the rollback.
+    events = after["registry_audit_events"]
+    assert [(e["event_type"], e["model_name"], e["details"]["outcome"], e["details"]["status"]) for e in events] == [
+        ("MODEL_CONNECTION_TESTED", "gpt-4o-mini", "failure", "authentication_error"),
+        ("MODEL_CONNECTION_TESTED", "nomic-embed", "success", "ok"),
+    ]
+    assert len({e["run_id"] for e in events}) == 1 and f"llm-registry audit --run {events[0]['run_id']}" in result.stderr
+    assert all(e["details"]["apply"] == "aborted: connection tests failed" and e["model_id"] is None for e in events)
+    assert "Incorrect API key provided: ***" in events[0]["details"]["message"]
+    assert CANARY_KEY[:8] not in str(events) and CANARY_KEY[-4:] not in events[0]["details"]["message"]
+
+
+def test_a_row_lock_held_elsewhere_does_not_hold_apply_past_its_lock_timeout(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
+    models = story_models(fake_provider)
+    directory = write_registry_file(tmp_path / "r", models).parent
+    assert apply(run_cli, directory, database_url).exit_code == 0
+    models[0]["description"] = "changed while a row is locked"
+    write_registry_file(directory, models)
+    before = snapshot(engine)
+    holder = engine.connect()  # another session of this test's own database
+    holder.execute(text("SELECT id FROM llm_models WHERE name = 'nomic-embed' FOR UPDATE"))
+    release = threading.Timer(30, holder.rollback)  # without the bound, apply would wait for this, then succeed
+    release.start()
+    try:
+        result = apply(run_cli, directory, database_url, "--lock-timeout", "1", "--skip-connection-tests")
+    finally:
+        release.cancel()
+        holder.rollback()
+        holder.close()
+    assert result.exit_code == 1
+    assert (
+        "error: another session holds a lock apply needs (a registry row or table) and did not release it "
+        "for 1 s (--lock-timeout); the transaction was rolled back, nothing was written"
+    ) in result.stderr
     assert snapshot(engine) == before
 
 
