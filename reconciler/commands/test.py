@@ -81,10 +81,34 @@ def targets_from_directory(directory: Path, names: Sequence[str], environ: Mappi
 STORED_KEY_SOURCE = "the API key stored in the registry"
 
 
+UNDECRYPTABLE_MESSAGE = (
+    "the stored API key cannot be decrypted with LLM_REGISTRY_ENCRYPTION_KEY (another passphrase, "
+    "or damaged data): not tested"
+)
+
+
+def _decrypt_each(connection: Any, model_ids: Sequence[str], passphrase: str) -> tuple[Mapping[str, str], set[str]]:
+    """({model id: key}, ids whose key does not decrypt): one bad row does not stop the others."""
+    from reconciler import secrets
+
+    try:
+        return secrets.decrypt_api_keys(connection, model_ids, passphrase), set()
+    except RegistryError:
+        pass
+    keys: dict[str, str] = {}
+    failing: set[str] = set()
+    for model_id in model_ids:
+        try:
+            keys.update(secrets.decrypt_api_keys(connection, [model_id], passphrase))
+        except RegistryError:
+            failing.add(model_id)
+    return keys, failing
+
+
 def targets_from_database(
     database_url: str | None, names: Sequence[str], environ: Mapping[str, str]
-) -> tuple[list[ConnectionTarget], list[str], list[str]]:
-    """Read the stored models and decrypt their keys: (targets, skipped inactive, model ids)."""
+) -> tuple[list[ConnectionTarget], list[str], list[str], set[str]]:
+    """Read the stored models and decrypt their keys: (targets, skipped inactive, model ids, undecryptable ids)."""
     from reconciler import secrets
     from reconciler.commands._common import open_database
     from reconciler.state import read_state
@@ -94,8 +118,9 @@ def targets_from_database(
         models, skipped = select_models(state.models, names, where=" in the database")
         with_keys = [model.id for model in models if model.record.get("api_key") is not None]
         keys: Mapping[str, str] = {}
+        undecryptable: set[str] = set()
         if with_keys:
-            keys = secrets.decrypt_api_keys(connection, with_keys, secrets.encryption_passphrase(environ))
+            keys, undecryptable = _decrypt_each(connection, with_keys, secrets.encryption_passphrase(environ))
         connection.rollback()  # read only: end the transaction before the (slow) tests
     targets = [
         ConnectionTarget(
@@ -111,25 +136,36 @@ def targets_from_database(
         )
         for model in models
     ]
-    return targets, skipped, [model.id for model in models]
+    return targets, skipped, [model.id for model in models], undecryptable
 
 
 def record_audit_events(
     database_url: str | None, model_ids: Sequence[str], results: Sequence[ConnectionResult], environ: Mapping[str, str]
-) -> None:
-    """One MODEL_CONNECTION_TESTED event per tested model, in one transaction."""
+) -> str | None:
+    """One MODEL_CONNECTION_TESTED event per tested model, in one transaction.
+
+    Returns None when recorded, else why not (a read-only role may test but not write):
+    the tests ran all the same, and their outcome decides the exit code.
+    """
+    from sqlalchemy.exc import DBAPIError
+
     from reconciler.audit import connection_tested_event, default_actor, new_run_id, write_audit_events
     from reconciler.commands._common import open_database
 
     events = [connection_tested_event(result, model_id) for model_id, result in zip(model_ids, results)]
     if not events:
-        return
-    with open_database(database_url) as connection:
-        write_audit_events(
-            connection, events, run_id=new_run_id(), actor=default_actor(environ),
-            source_revision=environ.get("GITHUB_SHA") or None,
-        )
-        connection.commit()
+        return None
+    try:
+        with open_database(database_url) as connection:
+            write_audit_events(
+                connection, events, run_id=new_run_id(), actor=default_actor(environ),
+                source_revision=environ.get("GITHUB_SHA") or None,
+            )
+            connection.commit()
+    except DBAPIError as error:
+        original = getattr(error, "orig", None) or error
+        return (str(original).strip().splitlines() or [type(original).__name__])[0]
+    return None
 
 
 class _Progress:
@@ -234,10 +270,22 @@ def command(
             raise RegistryError("--database-url needs --from-db (the directory's models are tested otherwise)")
         targets, skipped = targets_from_directory(directory, names, os.environ)
         return run_and_report(targets, skipped, concurrency=concurrency, timeout=timeout, output_format=output_format)
-    targets, skipped, model_ids = targets_from_database(database_url, names, os.environ)
-    results = test_targets(targets, concurrency=concurrency, timeout=timeout)
-    record_audit_events(database_url, model_ids, results, os.environ)
+    targets, skipped, model_ids, undecryptable = targets_from_database(database_url, names, os.environ)
+    testable = [t for t, model_id in zip(targets, model_ids) if model_id not in undecryptable]
+    tested = iter(test_targets(testable, concurrency=concurrency, timeout=timeout))
+    # An undecryptable key is that model's failure; the others are tested.
+    results = [
+        ConnectionResult(target.name, "authentication_error", 0, UNDECRYPTABLE_MESSAGE) if model_id in undecryptable else next(tested)
+        for target, model_id in zip(targets, model_ids)
+    ]
+    not_recorded = record_audit_events(database_url, model_ids, results, os.environ)
     print_results(targets, results, skipped, output_format)
+    if not_recorded is not None:
+        click.echo(
+            f"warning: could not record the results in the audit trail ({escape_text(not_recorded)}); "
+            "the tests ran and their outcome decides the exit code",
+            err=True,
+        )
     return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
 
 

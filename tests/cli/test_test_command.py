@@ -296,3 +296,67 @@ def test_database_url_without_from_db_is_refused(run_cli, tmp_path: Path) -> Non
     result = run_cli("test", "--dir", str(tmp_path), "--database-url", "postgresql://nowhere/db")
     assert result.exit_code == 1
     assert "--database-url needs --from-db" in result.stderr
+
+
+@pytest.mark.db
+def test_from_db_reports_an_undecryptable_row_as_its_failure_and_tests_the_others(
+    run_cli, fake_provider: FakeProvider, database_url: str, connection: Any
+) -> None:
+    from reconciler.audit import read_audit_events
+    from tests.dbutil import insert_model
+
+    _stored_models(connection, fake_provider)
+    insert_model(connection, name="foreign", type="generation", provider="openai", model_id="stored-foreign",
+                 api_endpoint=f"{fake_provider.url}/v1", api_key=CANARY_KEY, passphrase="another-passphrase")
+    connection.commit()
+    result = run_cli("test", "--from-db", "--database-url", database_url, "--format", "json", env=_db_env())
+    assert result.exit_code == 1, result.output
+    results = {item["name"]: item for item in json.loads(result.stdout)["results"]}
+    assert {name: item["status"] for name, item in results.items()} == {
+        "emb": "ok", "gpt": "ok", "foreign": "authentication_error",
+    }
+    assert results["foreign"]["message"].startswith("the stored API key cannot be decrypted with LLM_REGISTRY_ENCRYPTION_KEY")
+    assert fake_provider.request_count("stored-foreign") == 0 and fake_provider.request_count("stored-gpt") == 1
+    events = {e.model_name: e.details for e in read_audit_events(connection)}
+    assert events["foreign"]["outcome"] == "failure" and events["gpt"]["outcome"] == "success"
+    assert CANARY_KEY not in result.output
+
+
+@pytest.fixture
+def read_only_url(database_url: str, engine: Any) -> Any:
+    """The test database as a role that may read the registry but write nothing (dropped afterwards)."""
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    role = f"llmreg_ro_{uuid.uuid4().hex[:12]}"
+    with engine.begin() as connection:
+        database = connection.execute(text("SELECT current_database()")).scalar_one()
+        connection.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        connection.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"'))
+        connection.execute(text(f'GRANT USAGE ON SCHEMA public TO "{role}"'))
+        connection.execute(text(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"'))
+    try:
+        yield make_url(database_url).set(username=role).render_as_string(hide_password=False)
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f'DROP OWNED BY "{role}"'))
+            connection.execute(text(f'DROP ROLE "{role}"'))
+
+
+@pytest.mark.db
+def test_from_db_works_for_a_read_only_role(
+    run_cli, fake_provider: FakeProvider, database_url: str, connection: Any, read_only_url: str
+) -> None:
+    from reconciler.audit import read_audit_events
+
+    _stored_models(connection, fake_provider)
+    result = run_cli("test", "--from-db", "--database-url", read_only_url, env=_db_env())
+    assert result.exit_code == 0, result.output  # the tests passed: that decides the exit code
+    assert "2 passed, 0 failed" in result.stdout
+    assert "warning: could not record the results in the audit trail (permission denied for table registry_audit_events)" in result.stderr
+    assert "internal error" not in result.output
+    assert read_audit_events(connection) == []
+    fake_provider.set_model("stored-gpt", status=500)
+    assert run_cli("test", "--from-db", "--database-url", read_only_url, env=_db_env()).exit_code == 1
