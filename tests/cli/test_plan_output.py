@@ -48,7 +48,7 @@ def test_json_plan_is_valid_json_with_counts_and_no_secret(run_cli: Any, registr
     data = json.loads(result.stdout)
     assert data["format_version"] == 1 and data["summary"]["create"] == 2
     key_changes = [c for a in data["actions"] for c in a["changes"] if c["field"] == "api_key"]
-    assert key_changes == [{"field": "api_key", "before": None, "after": "(set)"}]
+    assert key_changes == [{"field": "api_key", "before": None, "after": "(set)", "reference": "${env:OPENAI_API_KEY}"}]
     assert CANARY_KEY not in result.output
 
 
