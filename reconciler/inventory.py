@@ -40,10 +40,11 @@ def model_view(model: StoredModel, knowledge_bases: Sequence[str], has_key: bool
 
 
 def terminal_text(value: Any) -> str:
-    """A value as one line of terminal text: control characters (escape sequences, newlines) shown escaped.
+    """A value as one line of terminal text: control characters shown escaped, no workflow command (`escape_text`).
 
     Text from the database is data: a description holding `\\x1b[2J` must not clear
     the reader's screen, nor a newline forge a line of output.
     """
-    text = "-" if value is None else str(value)
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    from reconciler.diagnostics import escape_text  # the one home of output escaping
+
+    return escape_text("-" if value is None else value)

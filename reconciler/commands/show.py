@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timezone
 from typing import Any
 
@@ -39,7 +38,9 @@ def command(name: str, database_url: str | None, event_count: int, output_format
     last_test = tests[-1].as_json() if tests else None
     recent = [event.as_json() for event in events[-event_count:]] if event_count else []
     if output_format == "json":
-        click.echo(json.dumps({"model": view, "last_connection_test": last_test, "events": recent}, indent=2, default=str))
+        from reconciler.diagnostics import json_text
+
+        click.echo(json_text({"model": view, "last_connection_test": last_test, "events": recent}, indent=2, default=str))
         return EXIT_OK
     click.echo(render_text(view, last_test, recent))
     return EXIT_OK
