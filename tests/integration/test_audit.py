@@ -31,11 +31,7 @@ def test_write_then_read(connection: Connection) -> None:
     ]
     assert events[0].model_id == "00000000-0000-0000-0000-000000000001"
     assert events[1].details["changes"]["batch_size"] == {"before": 32, "after": 64}
-<<<<<<< HEAD
     assert events[0].occurred_at <= events[1].occurred_at  # clock_timestamp(): in the order written
-=======
-    assert events[0].occurred_at < events[1].occurred_at  # each row the time it was written, in order
->>>>>>> f4cd388 (Plan files are signed (HMAC-SHA256 under a key derived from LLM_REGISTRY_ENCRYPTION_KEY) and checked before anything else, spec_fingerprint verified, saved definitions pass the reference rules; --out writes into FIFOs and devices instead of replacing them. apply bounds its own lock waits by --lock-timeout (SET LOCAL lock_timeout, a clear error on 55P03); audit events take clock_timestamp(); failed connection tests of an aborted apply are recorded in a short transaction of their own after the rollback)
     assert events[0].as_json()["occurred_at"].endswith("+00:00")
     assert write_audit_events(connection, [], run_id="r", actor="a", source_revision=None) == 0
 
