@@ -179,3 +179,17 @@ def test_validate_and_help_import_neither_litellm_nor_sqlalchemy(tmp_path: Path)
     ):
         completed = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60)
         assert completed.stderr.splitlines()[-1] == f"exit={code} heavy=[]", (args, completed.stderr)
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_a_hostile_integer_is_an_error_at_its_line_never_an_internal_error(run_cli: RunCli, tmp_path: Path, command: str) -> None:
+    text = (
+        "version: 1\nmodels:\n  - name: e\n    type: embedding\n    provider: ollama\n    model_id: x\n"
+        "    api_endpoint: http://h:1\n    default: true\n    parameters:\n      dimensions: " + "9" * 5000 + "\n"
+    )
+    path = write_text_file(tmp_path, text)
+    args = [command, str(tmp_path)] + (["--database-url", "postgresql://nobody@127.0.0.1:1/none"] if command == "plan" else [])
+    result = run_cli(*args)
+    assert result.exit_code == 1
+    assert f"{path}:10:19: error: integer with 5000 digits is far beyond any value a registry takes" in result.stderr
+    assert "internal error" not in result.output
