@@ -32,6 +32,7 @@ from reconciler.connection import ConnectionResult, ConnectionTarget, run_connec
 from reconciler.db import LOCK_NOT_AVAILABLE, set_local_lock_timeout, sqlstate
 from reconciler.errors import EXIT_BLOCKED, RegistryError
 from reconciler.pipeline import plan_registry
+from reconciler.references import redact_endpoint
 from reconciler.plan import KEY_CHANGED, Action, Plan
 from reconciler.planfile import SavedPlan, check_saved_plan, check_saved_target
 from reconciler.secrets import ENCRYPTION_KEY_ENV, api_key_columns, encryption_passphrase, resolve_reference
@@ -224,7 +225,7 @@ def _config_details(record: Mapping[str, Any]) -> dict[str, Any]:
     """A model's configuration for an audit record: YAML field names, key as `set`."""
     details: dict[str, Any] = {}
     for name in RECORD_FIELDS:
-        value = record[name]
+        value = redact_endpoint(record[name]) if name == "api_endpoint" else record[name]
         if name == "api_key":
             details["api_key"] = "set" if value is not None else None
         elif value is not None or name not in PARAMETER_FIELDS:
@@ -239,7 +240,10 @@ def _change_details(action: Action) -> dict[str, Any]:
         if change.field == "api_key":
             changes["api_key"] = "changed" if change.after == KEY_CHANGED else f"{change.before} -> {change.after}"
         else:
-            changes[yaml_field_name(change.field)] = {"before": change.before, "after": change.after}
+            before, after = change.before, change.after
+            if change.field == "api_endpoint":  # a row made by hand may hold user:password@
+                before, after = redact_endpoint(before), redact_endpoint(after)
+            changes[yaml_field_name(change.field)] = {"before": before, "after": after}
     return changes
 
 

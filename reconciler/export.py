@@ -21,6 +21,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
+from reconciler.references import redact_endpoint
 from reconciler.spec import MODEL_CLASSES, PARAMETER_FIELDS, parameter_fields
 
 Split = Literal["provider", "type", "none"]
@@ -104,6 +105,10 @@ def model_document(model: ExportModel, *, explicit: bool = False) -> tuple[dict[
     for field in ("api_endpoint", "api_version"):
         if record[field] is not None or explicit:
             document[field] = record[field]
+    if redact_endpoint(record["api_endpoint"]) != record["api_endpoint"]:
+        # Never copy credentials into files bound for git; validate refuses the placeholder until fixed.
+        document["api_endpoint"] = redact_endpoint(record["api_endpoint"])
+        warnings.append(f"{model.name}: api_endpoint holds credentials, written as ***: put the key in api_key instead")
     if model.key_variable is not None:
         document["api_key"] = f"${{env:{model.key_variable}}}"
     if explicit or not record["is_active"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from reconciler.export import key_variable
+from reconciler.references import redact_endpoint
 from reconciler.spec import parameter_fields
 from reconciler.state import StoredModel
 
@@ -24,7 +25,7 @@ def model_view(model: StoredModel, knowledge_bases: Sequence[str], has_key: bool
         "type": record["type"],
         "provider": record["provider"],
         "model_id": record["model_id"],
-        "api_endpoint": record["api_endpoint"],
+        "api_endpoint": redact_endpoint(record["api_endpoint"]),  # a row made by hand may hold user:password@
         "api_version": record["api_version"],
         "api_key_set": has_key,
         "api_key_variable": key_variable(model.name) if has_key else None,

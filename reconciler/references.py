@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import Iterable
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, Iterable
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 KEY_VARIABLES_ENV = "LLM_REGISTRY_KEY_VARIABLES"
 
@@ -113,3 +113,22 @@ def endpoint_credentials_problem(endpoint: str) -> str | None:
                 "a key belongs in api_key as ${env:NAME}"
             )
     return None
+
+
+def redact_endpoint(endpoint: Any) -> Any:
+    """An endpoint as it may be shown or recorded: credentials (userinfo, credential query values) as `***`.
+
+    For endpoints read from the database (a row made by hand may hold
+    `http://user:password@host`); anything that is not such a URL string comes back as is.
+    """
+    if not isinstance(endpoint, str) or endpoint_credentials_problem(endpoint) is None:
+        return endpoint
+    parts = urlsplit(endpoint)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(
+        f"{name}={'***' if _CREDENTIAL_PARAMETER.match(name) else value}"
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

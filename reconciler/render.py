@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable
 
 from reconciler import __version__
 from reconciler.diagnostics import escape_github_data, escape_github_property, escape_text, json_text
+from reconciler.references import redact_endpoint
 from reconciler.plan import KEY_CHANGED, KEY_NONE, KEY_SET, KEY_UNKNOWN, Action, FieldChange, Plan
 from reconciler.spec import yaml_field_name
 from reconciler.target import Target, short_revision
@@ -57,6 +58,11 @@ def _title(action: Action) -> str:
     return f"{escape_text(action.name)}{rename}"
 
 
+def _shown(change: FieldChange, value: Any) -> Any:
+    """A value as a plan may show it: an endpoint from the database without its credentials."""
+    return redact_endpoint(value) if change.field == "api_endpoint" else value
+
+
 def key_reference(action: Action) -> str | None:
     """The `${env:NAME}` an action's API key comes from (None without one): a reviewer sees which variable goes where."""
     reference = action.desired.get("api_key") if action.desired else None
@@ -67,7 +73,7 @@ def _after_value(action: Action, change: FieldChange) -> str:
     """The new value; for the API key, the variable it is read from and a token, never the value."""
     reference = key_reference(action) if change.field == "api_key" else None
     if reference is None or change.after not in _KEY_TOKENS:
-        return format_value(change.after)
+        return format_value(_shown(change, change.after))
     token = change.after if change.after.startswith("(") else f"({change.after})"
     return f"{escape_text(reference)} {token}"
 
@@ -81,7 +87,7 @@ def _change_lines(action: Action) -> list[tuple[str, str]]:
         if action.kind == "create":
             lines.append(("+", f"{label} = {_after_value(action, change)}"))
         else:
-            lines.append(("~", f"{label} = {format_value(change.before)} -> {_after_value(action, change)}"))
+            lines.append(("~", f"{label} = {format_value(_shown(change, change.before))} -> {_after_value(action, change)}"))
     return lines
 
 
@@ -125,7 +131,7 @@ def render_text(plan: Plan, *, style: Style = _plain, target: Target | None = No
 
 
 def _change_json(action: Action, change: FieldChange) -> dict[str, Any]:
-    data = {"field": yaml_field_name(change.field), "before": change.before, "after": change.after}
+    data = {"field": yaml_field_name(change.field), "before": _shown(change, change.before), "after": _shown(change, change.after)}
     if change.field == "api_key":
         data["reference"] = key_reference(action)
     return data

@@ -93,3 +93,28 @@ def test_error_messages_escape_names_from_the_database(run_cli: Any, connection:
     assert result.exit_code == 1
     assert "error: unknown model in the database: nope; known: evil\\x1b[2J" in result.stderr
     _assert_inert(result.output)
+
+
+def test_credentials_in_a_hand_made_endpoint_are_never_repeated(
+    run_cli: Any, connection: Any, database_url: str, fake_provider: Any, tmp_path: Path
+) -> None:
+    secret = "hand-made-password-do-not-show"
+    insert_model(connection, name="adopted", managed_by=None, model_id="m", api_endpoint=f"http://admin:{secret}@{fake_provider.url[7:]}")
+    connection.commit()
+    fake_provider.set_model("m", dimensions=8)
+    directory = write_registry_file(
+        tmp_path / "r", [embedding_model(name="adopted", model_id="m", api_endpoint=fake_provider.url, default=True, parameters={"dimensions": 8})]
+    ).parent
+    outputs = [run_cli("plan", str(directory), "--database-url", database_url, "--format", f, env=APPLY_ENV) for f in ("text", "json", "markdown")]
+    assert "http://***@127.0.0.1" in outputs[0].stdout  # the change is shown, without the credentials
+    outputs.append(run_cli("list", "--database-url", database_url, "--format", "json"))
+    outputs.append(run_cli("show", "adopted", "--database-url", database_url))
+    outputs.append(run_cli("export", "--database-url", database_url, "--out", str(tmp_path / "exported")))
+    applied = run_cli("apply", str(directory), "--database-url", database_url, "--auto-approve", env=APPLY_ENV)
+    assert applied.exit_code == 0, applied.output
+    outputs += [applied, run_cli("audit", "--database-url", database_url, "--format", "json")]
+    assert all(secret not in result.output for result in outputs), [result.output for result in outputs if secret in result.output]
+    assert all(secret not in path.read_text() for path in (tmp_path / "exported").rglob("*.yaml"))
+    from sqlalchemy import text
+
+    assert secret not in str(connection.execute(text("SELECT details FROM registry_audit_events")).all())
