@@ -147,9 +147,27 @@ def _file_name(model: ExportModel, split: Split) -> str:
     return "models.yaml"
 
 
+# A YAML 1.2 number (the registry's loader reads 1.2): `1e5` is a string to PyYAML's
+# emitter (YAML 1.1), so it would be written bare and read back as a number.
+_YAML12_NUMBER = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|0o[0-7]+|0x[0-9a-fA-F]+")
+
+
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting every string a YAML 1.2 reader would take for a number."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if _YAML12_NUMBER.fullmatch(value):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'")
+    return dumper.represent_str(value)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def _dump_model(document: dict[str, Any]) -> str:
     """One list item under `models:`, indented by two spaces."""
-    text = yaml.safe_dump([document], sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096)
+    text = yaml.dump([document], Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096)
     return "".join(f"  {line}\n" for line in text.splitlines())
 
 
