@@ -123,3 +123,31 @@ def test_exported_config_answers_through_a_litellm_router(
             response = router.completion(model=name, messages=[{"role": "user", "content": "hi"}], max_tokens=1)
             assert response.choices, name
         assert fake_provider.request_count(name) == 1, name  # reached the fake with the key from the environment
+
+
+@pytest.mark.db
+def test_export_from_the_database_names_key_variables_by_convention(run_cli: RunCli, database_url: str, engine: Any) -> None:
+    from tests.dbutil import insert_model
+
+    with engine.begin() as connection:
+        insert_model(connection, name="nomic-embed", managed_by=None)
+        insert_model(connection, name="gpt-4o.mini", type="generation", provider="openai", model_id="gpt-4o-mini",
+                     api_endpoint=None, api_key=CANARY_KEY, temperature=None)
+        insert_model(connection, name="retired", is_active=False)  # fmt: skip
+    result = run_cli("export", "--format", "litellm", "--database-url", database_url)
+    assert result.exit_code == 0, result.output
+    assert CANARY_KEY not in result.output
+    model_list = yaml.safe_load(result.stdout)["model_list"]
+    assert model_list == [
+        {
+            "model_name": "gpt-4o.mini",
+            "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "os.environ/LLM_KEY_GPT_4O_MINI", "max_tokens": 1024, "top_p": 1.0},
+            "model_info": {"mode": "chat", "max_input_tokens": 8192},
+        },
+        {
+            "model_name": "nomic-embed",
+            "litellm_params": {"model": "ollama/nomic-embed-text", "api_base": "http://localhost:11434"},
+            "model_info": {"mode": "embedding", "output_vector_size": 768},
+        },
+    ]
+    assert result.stderr.endswith("Variables the proxy reads keys from: LLM_KEY_GPT_4O_MINI\n")
