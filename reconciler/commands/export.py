@@ -67,7 +67,8 @@ def command(
     ${env:LLM_KEY_<NAME>}` (the name upper-cased, other characters `_`), and the
     command lists the variables to set before `plan`/`apply`. Existing files are
     not overwritten without --force. `plan` on the output then shows only the
-    adoption of hand-made rows.
+    adoption of hand-made rows. With --format litellm: a LiteLLM proxy config of
+    the active models instead (see docs/adoption.md).
     """
     models = _models_from_registry(registry_dir) if registry_dir is not None else _models_from_database(database_url)
     if output_format == "litellm":
