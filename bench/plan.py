@@ -93,9 +93,12 @@ print(json.dumps({"seconds": elapsed, "peak_kib": peak_kib, "returncode": done.r
                   "last_line": tail[0], "stderr": done.stderr[-2000:]}))
 """
 
-# The floor: parse the same files with libyaml and read every row, nothing else.
+# The floor: parse the same files with libyaml and read every row, nothing else, with
+# the garbage collector paused as plan pauses it (a floor with it running would be
+# slower and flatter plan, more so as N grows).
 FLOOR = r"""
-import sys
+import gc, sys
+gc.disable()  # plan pauses the cyclic collector while it loads, reads and diffs (gc_pause): same here
 from pathlib import Path
 import psycopg, yaml
 documents = [yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader) for path in sorted(Path(sys.argv[1]).rglob("*.yaml"))]

@@ -45,11 +45,16 @@ def key_fingerprints(registry: RegistrySpec, environ: Mapping[str, str]) -> dict
     """
     passphrase = environ.get(ENCRYPTION_KEY_ENV) or None
     fingerprints: dict[str, str] = {}
+    by_reference: dict[str, str] = {}  # many models share one key: one HMAC per reference
     for model in registry.models:
         if model.api_key is None:
             continue
-        value = resolve_reference(model.api_key, environ)
-        fingerprints[model.name] = key_fingerprint(value, passphrase) if value and passphrase else KEY_UNKNOWN
+        fingerprint = by_reference.get(model.api_key)
+        if fingerprint is None:
+            value = resolve_reference(model.api_key, environ)
+            fingerprint = key_fingerprint(value, passphrase) if value and passphrase else KEY_UNKNOWN
+            by_reference[model.api_key] = fingerprint
+        fingerprints[model.name] = fingerprint
     return fingerprints
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from reconciler import __version__
 from reconciler.diagnostics import escape_github_data, escape_github_property, escape_text, json_text
@@ -182,9 +182,35 @@ def plan_to_json_data(plan: Plan, target: Target | None = None) -> dict[str, Any
     }
 
 
+def json_document(data: Mapping[str, Any], sort_keys: bool = False) -> str:
+    """`data` as JSON text for people and machines: one top-level key per line and one
+    list element per line, each value encoded by the json module's C encoder.
+
+    `indent=2` would send every value through the pure-Python encoder (about a
+    second at 10,000 actions); this keeps the output readable and diff-friendly at
+    the C encoder's speed. Parsing it gives exactly `data`.
+    """
+    encode = json.JSONEncoder(separators=(", ", ": "), sort_keys=sort_keys, default=str).encode
+    keys = sorted(data) if sort_keys else list(data)
+    lines = ["{"]
+    for index, key in enumerate(keys):
+        comma = "," if index < len(keys) - 1 else ""
+        value = data[key]
+        if isinstance(value, (list, tuple)) and value:
+            lines.append(f"  {encode(key)}: [")
+            lines.append(",\n".join(["    " + encode(element) for element in value]))
+            lines.append(f"  ]{comma}")
+        else:
+            lines.append(f"  {encode(key)}: {encode(value)}{comma}")
+    lines.append("}")
+    # As diagnostics.json_text: `##[` as the same JSON string `##\u005b`, so that no
+    # line of the output is a legacy workflow command.
+    return "\n".join(lines).replace("##[", "##\\u005b")
+
+
 def render_json(plan: Plan, target: Target | None = None) -> str:
-    """The JSON document, pretty-printed."""
-    return json_text(plan_to_json_data(plan, target), indent=2, default=str)
+    """The JSON document (docs/plan-format.md), one action per line."""
+    return json_document(plan_to_json_data(plan, target))
 
 
 def _md_escape(text: str) -> str:

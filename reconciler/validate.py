@@ -19,14 +19,14 @@ import typing
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from pydantic import BaseModel, ValidationError
 
 from reconciler import providers, spec
 from reconciler.diagnostics import Diagnostic, Location, error, has_errors, warning
 from reconciler.gc_pause import collector_paused
-from reconciler.load import Document, Path_, load_directory
+from reconciler.load import Document, Path_, discover_files, load_file, no_files_warning
 from reconciler.references import (
     KEY_VARIABLES_ENV,
     endpoint_credentials_problem,
@@ -97,12 +97,25 @@ def validate_directory(directory: Path, *, key_variables: Iterable[str] | None =
 
 
 def _load_and_validate(directory: Path, key_variables: tuple[str, ...]) -> tuple[spec.RegistrySpec, list[Diagnostic], tuple[str, ...]]:
-    # The documents (data and positions of every file) are dropped on return, before
-    # the garbage collector resumes: it then looks at the spec only.
-    documents, load_diagnostics = load_directory(directory)
-    registry, diagnostics = validate_documents(documents, key_variables=key_variables)
+    # One file at a time: each document (data and positions, several times the size of
+    # the models it yields) is validated as soon as it is read and dropped before the
+    # next file is read, so peak memory holds one document, not all of them.
+    files, load_diagnostics = discover_files(directory)
+    read: list[str] = []
+
+    def documents() -> Iterator[Document]:
+        for path in files:
+            document, problems = load_file(path)
+            load_diagnostics.extend(problems)
+            if document is not None:
+                read.append(document.file)
+                yield document
+
+    registry, diagnostics = validate_documents(documents(), key_variables=key_variables)
+    if not files and not load_diagnostics:
+        load_diagnostics.append(no_files_warning(directory))
     every = sorted([*load_diagnostics, *diagnostics], key=Diagnostic.sort_key)
-    return registry, every, tuple(document.file for document in documents)
+    return registry, every, tuple(read)
 
 
 @dataclass(frozen=True)
@@ -117,25 +130,29 @@ class _Facts:
     model_type: str | None
     active: bool
     default: bool
-    previous_names: tuple[tuple[int, str], ...]
+    previous_names: tuple[tuple[str, Location], ...]
     location: Location
-    document: Document
-    path: Path_
+    name_location: Location
+    default_location: Location | None
 
 
 def _facts(document: Document, path: Path_, raw: Any, location: Location) -> _Facts | None:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         return None
+    # Locations taken now, so that the facts do not keep the document alive.
     previous = raw.get("previous_names")
+    default = raw.get("default") is True
     return _Facts(
         name=raw["name"],
         model_type=raw.get("type") if raw.get("type") in spec.MODEL_TYPES else None,
         active=raw.get("active", True) is not False,
-        default=raw.get("default") is True,
-        previous_names=tuple((i, n) for i, n in enumerate(previous) if isinstance(n, str)) if isinstance(previous, list) else (),
+        default=default,
+        previous_names=tuple(
+            (n, document.location(path + ("previous_names", i))) for i, n in enumerate(previous) if isinstance(n, str)
+        ) if isinstance(previous, list) else (),
         location=location,
-        document=document,
-        path=path,
+        name_location=document.location(path + ("name",)),
+        default_location=document.location(path + ("default",)) if default else None,
     )
 
 
@@ -461,7 +478,7 @@ def _cross_file_rules(models: list[_Facts]) -> list[Diagnostic]:
                     "duplicate-name",
                     f"duplicate model name {model.name!r}: also defined at {first_by_name[model.name]}; "
                     "names are unique across all files",
-                    model.document.location(model.path + ("name",)),
+                    model.name_location,
                 )
             )
         else:
@@ -469,8 +486,7 @@ def _cross_file_rules(models: list[_Facts]) -> list[Diagnostic]:
 
     claimed_by: dict[str, tuple[str, Location]] = {}
     for model in models:
-        for index, old_name in model.previous_names:
-            where = model.document.location(model.path + ("previous_names", index))
+        for old_name, where in model.previous_names:
             if old_name == model.name:
                 continue  # reported on the model itself (bad-rename)
             if old_name in first_by_name:
@@ -501,7 +517,7 @@ def _cross_file_rules(models: list[_Facts]) -> list[Diagnostic]:
         if model.model_type is None:
             continue
         if model.default:
-            defaults[model.model_type].append((model, model.document.location(model.path + ("default",))))
+            defaults[model.model_type].append((model, model.default_location or model.location))
         if model.active:
             active_by_type[model.model_type].append(model)
     for model_type, marked in defaults.items():

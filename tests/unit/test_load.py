@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -262,11 +263,65 @@ def test_a_leading_document_marker_is_fine(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["version: 1\nmodels: !!python/object:os.system []\n", "version: !!binary aGk=\n", "version: !custom 1\n"]
+    "text",
+    [
+        "version: 1\nmodels: !!python/object:os.system []\n",
+        "version: !!binary aGk=\n",
+        "version: !custom 1\n",
+        "version: 1\n!!binary aGk=: 1\n",
+        "version: 1\nmodels: !!set {a}\n",
+        "version: 1\nmodels: !!omap [a: 1]\n",
+        "version: 1\nx: &anchor !custom 1\nmodels: []\n",
+    ],
 )
 def test_unsupported_tags_are_refused_not_constructed(tmp_path: Path, text: str) -> None:
     diagnostic = single_error(load_one(tmp_path, text)[1], "unsupported-tag")
     assert diagnostic.message.startswith("unsupported YAML tag ")
+
+
+def test_an_ampersand_in_a_value_is_just_text(tmp_path: Path) -> None:
+    document, problems = load_one(tmp_path, "version: 1\nmodels: []\nnote: 'R&D & ops'\n")
+    assert problems == [] and document is not None and document.data["note"] == "R&D & ops"
+
+
+@given(st.text(alphabet=st.sampled_from(list("0123456789.+-_eExoOyYnNtTfF~:<=!&* abc")), max_size=12), st.booleans())
+def test_the_lean_resolver_answers_as_pyyaml_does(value: str, plain: bool) -> None:
+    from reconciler.load import _BaseLoader, _Loader
+
+    loader, reference = _Loader(""), _BaseLoader("")
+    try:
+        for kind in (yaml.ScalarNode, yaml.SequenceNode, yaml.MappingNode):
+            assert loader.resolve(kind, value, (plain, not plain)) == reference.resolve(kind, value, (plain, not plain))
+    finally:
+        loader.dispose()
+        reference.dispose()
+
+
+@given(st.text(alphabet=st.sampled_from(list("0123456789_xob+-.:eE tTrRuUfFaAlLsS")), min_size=1, max_size=8))
+def test_plain_numbers_and_booleans_read_as_the_constructor_reads_them(text: str) -> None:
+    from reconciler.load import _Builder, _Loader
+
+    loader = _Loader(f"v: {text}\n")
+    try:
+        node = loader.get_single_node()
+    except yaml.YAMLError:
+        return
+    finally:
+        loader.dispose()
+    value_node = node.value[0][1]
+    if not isinstance(value_node, yaml.ScalarNode) or value_node.tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:bool"):
+        return
+    if value_node.tag.endswith("bool") and text.lower() not in ("true", "false"):
+        return  # YAML 1.1's yes/no/on/off stay strings (tested above)
+    if ":" in text:
+        return  # base 60 stays a string
+    reference = yaml.SafeLoader("")
+    try:
+        expected = reference.construct_object(value_node)
+    finally:
+        reference.dispose()
+    built = _Builder(_Loader(""), "f.yaml").scalar(value_node)
+    assert built == expected and type(built) is type(expected)
 
 
 def test_syntax_error_position(tmp_path: Path) -> None:

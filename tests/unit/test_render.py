@@ -8,6 +8,8 @@ from reconciler.plan import KEY_UNKNOWN, compute_plan
 from reconciler.policy import apply_policies
 from reconciler.render import (
     MARKDOWN_PART_SEPARATOR,
+    json_document,
+    plan_to_json_data,
     render_github,
     render_json,
     render_markdown,
@@ -74,6 +76,24 @@ def test_json_is_versioned_with_separate_counts() -> None:
     assert by_name["used"]["blocked"] and by_name["used"]["knowledge_bases"] == ["support-kb"]
     assert data["unmanaged"] == ["hand"]
     assert "fp" not in json.dumps(data["actions"])
+
+
+def test_json_is_the_plan_data_with_one_action_per_line() -> None:
+    plan = mixed_plan()
+    text = render_json(plan)
+    assert json.loads(text) == json.loads(json.dumps(plan_to_json_data(plan), default=str))
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}"
+    action_lines = [line for line in lines if line.startswith('    {"action": ')]
+    assert len(action_lines) == len(plan.actions) == 4
+    assert all(json.loads(line.rstrip(","))["name"] for line in action_lines)
+
+
+def test_json_document_keeps_order_or_sorts_and_handles_empty_lists() -> None:
+    data = {"b": [], "a": [1, {"z": 1, "y": "é<"}], "c": {"k": None}}
+    assert json_document(data) == '{\n  "b": [],\n  "a": [\n    1,\n    {"z": 1, "y": "\\u00e9<"}\n  ],\n  "c": {"k": null}\n}'
+    assert list(json.loads(json_document(data, sort_keys=True))) == ["a", "b", "c"]
+    assert json.loads(json_document(data, sort_keys=True)) == data
 
 
 def test_markdown_puts_blocked_changes_first_with_collapsible_details() -> None:
