@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
@@ -436,6 +437,7 @@ def _litellm() -> Any:
     # an apply's output: every outcome we care about is in the ConnectionResult.
     for logger_name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
         logging.getLogger(logger_name).setLevel(logging.ERROR)
+    _skip_bookkeeping(litellm)
     _LITELLM = litellm
     return litellm
 
@@ -443,6 +445,70 @@ def _litellm() -> Any:
 def configured_litellm() -> Any:
     """The `litellm` module, imported once and made offline and quiet (for other commands that use it)."""
     return _litellm()
+
+
+async def _no_async_logging(self: Any, *args: Any, **kwargs: Any) -> None:
+    return None
+
+
+def _no_logging(self: Any, *args: Any, **kwargs: Any) -> None:
+    return None
+
+
+def _skip_bookkeeping(litellm: Any) -> None:
+    """Turn off what LiteLLM does after each call for proxies and dashboards.
+
+    Per call it prices the response (model-info lookups over its cost map, token
+    counting with tiktoken) and runs success or failure logging (with traceback
+    formatting and secret-redaction regexes) in a thread and a task: a few ms
+    of CPU per test, which at N=1000 and c=32 doubled the wall time (bench/connection.py).
+    A connection test needs none of it: this process registers no callbacks and
+    reads no cost. Each switch is applied only where this LiteLLM version has it.
+    """
+    litellm.disable_token_counter = True
+    litellm.turn_off_message_logging = True
+    try:
+        from litellm.litellm_core_utils.litellm_logging import Logging
+    except ImportError:  # pragma: no cover - layout of other LiteLLM versions
+        return
+    for name in ("response_cost_calculator", "success_handler", "failure_handler"):
+        if hasattr(Logging, name):
+            setattr(Logging, name, _no_logging)
+    for name in ("async_success_handler", "async_failure_handler"):
+        if hasattr(Logging, name):
+            setattr(Logging, name, _no_async_logging)
+
+
+async def _warm_up(litellm: Any, targets: Sequence[ConnectionTarget], timeout: float) -> None:
+    """Load LiteLLM's provider code before any test's timer starts.
+
+    LiteLLM imports each provider's handlers, transports and clients on its first call
+    (hundreds of ms; seconds on a busy machine), which would count as the first
+    tests' latency. One request per (provider, kind) goes to a loopback port this
+    process holds bound but never listens on, so it is refused at once: no byte leaves
+    the machine and no key is sent (a placeholder stands in).
+    """
+    kinds = sorted({(t.provider, t.type) for t in targets if precheck(t) is None})
+    if not kinds:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        probes = [
+            ConnectionTarget(
+                name="warm-up", type=kind, provider=provider, model_id="warm-up", api_endpoint=endpoint,
+                api_version="2024-02-01" if provider == "azure" else None, api_key="warm-up-placeholder",
+            )
+            for provider, kind in kinds
+        ]
+
+        async def probe(target: ConnectionTarget) -> None:
+            try:
+                await asyncio.wait_for(_call(litellm, target, min(timeout, 5.0)), min(timeout, 5.0) + 1.0)
+            except Exception:  # noqa: BLE001 - refused by design
+                pass
+
+        await asyncio.gather(*(probe(target) for target in probes))
 
 
 async def close_litellm_clients() -> None:
@@ -508,7 +574,9 @@ async def test_connections(
     if not targets:
         return []
     if any(precheck(t) is None for t in targets):
-        _litellm()  # import once, before the tasks start, not inside the first one's timer
+        # Import once and load the providers' code before the tasks start, not inside
+        # the first ones' timers: a test's latency is the provider's.
+        await _warm_up(_litellm(), targets, timeout)
     semaphore = asyncio.Semaphore(concurrency)
     results: list[ConnectionResult | None] = [None] * len(targets)
 

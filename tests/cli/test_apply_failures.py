@@ -225,7 +225,11 @@ def test_ctrl_c_during_apply_writes_nothing(registry_dir: Path, database_url: st
     )
     try:
         wait_for_apply_backend(engine)
-        time.sleep(0.5)  # inside the connection tests now
+        # Inside the connection tests once the slow model's request has arrived (a fixed
+        # sleep would race LiteLLM's import on a busy machine).
+        deadline = time.monotonic() + 120
+        while fake_provider.request_count("gpt-4o-mini") == 0 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
     finally:
