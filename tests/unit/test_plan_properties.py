@@ -109,3 +109,56 @@ def test_no_plan_ever_holds_a_key_fingerprint_in_a_change(scenario: Any) -> None
     for action in plan.actions:
         for change in action.changes:
             assert change.before not in ("fp-a", "fp-b") and change.after not in ("fp-a", "fp-b")
+
+
+def naive_plan(spec: Any, state: RegistryState, keys: dict[str, Any]) -> tuple[dict[str, tuple[str, dict[str, tuple[Any, Any]]]], list[str]]:
+    """A second, deliberately plain diff written from DESIGN.md's plan semantics (the
+    oracle for compute_plan): (name -> (kind, {field: (before, after)}), unmanaged
+    rows left alone); api_key values are reduced to whether they changed."""
+    rows = {row.name: row for row in state.models}
+    claimed = {model.name for model in spec.models if model.name in rows}
+    expected: dict[str, tuple[str, dict[str, tuple[Any, Any]]]] = {}
+    for model in spec.models:
+        desired = desired_record(model)
+        row, old_name = rows.get(model.name), None
+        if row is None:
+            for candidate in model.previous_names:
+                if candidate in rows and candidate not in claimed:
+                    row, old_name = rows[candidate], candidate
+                    break
+        if row is None:
+            expected[model.name] = ("create", {f: (None, desired[f]) for f in desired if desired[f] is not None and f != "api_key"})
+            continue
+        claimed.add(row.name)
+        changes = {f: (row.record[f], desired[f]) for f in desired if f != "api_key" and desired[f] != row.record[f]}
+        wanted = keys.get(model.name) if model.api_key is not None else None
+        stored = row.record["api_key"]
+        if (wanted == KEY_UNKNOWN and stored is None) or (wanted != KEY_UNKNOWN and wanted != stored):
+            changes["api_key"] = ("?", "?")
+        if old_name is not None:
+            changes["name"] = (old_name, model.name)
+        if row.managed_by != "llm-registry":
+            changes["managed_by"] = (row.managed_by, "llm-registry")
+        if changes:
+            expected[model.name] = ("update", changes)
+    for row in state.models:
+        if row.name not in claimed and row.managed_by == "llm-registry":
+            expected[row.name] = ("delete", {})
+    return expected, sorted(row.name for row in state.models if row.name not in claimed and row.managed_by != "llm-registry")
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_the_plan_agrees_with_a_naive_diff(scenario: Any) -> None:
+    models, state, keys = scenario
+    spec = spec_of(models)
+    plan = compute_plan(spec, state, keys)
+    actual = {}
+    for action in plan.actions:
+        changes = {
+            c.field: ("?", "?") if c.field == "api_key" else (c.before, c.after)
+            for c in action.changes
+            if not (action.kind == "create" and c.field == "api_key")
+        }
+        actual[action.name] = (action.kind, {} if action.kind == "delete" else changes)
+    assert (actual, list(plan.unmanaged)) == naive_plan(spec, state, keys)
