@@ -75,7 +75,8 @@ CASES = [
          None, tested_model_id="gpt-4o-mini"),
     Case("api_version", lambda f: _azure(f, "2024-02-01"), lambda f: _azure(f, "2024-10-21"),
          '"2024-02-01" -> "2024-10-21"', {"before": "2024-02-01", "after": "2024-10-21"}, tested_model_id="gpt-4o-deploy"),
-    Case("api_key", lambda f: _gen(f), lambda f: _gen(f, api_key="${env:OTHER_API_KEY}"), "(set) -> changed",
+    Case("api_key", lambda f: _gen(f), lambda f: _gen(f, api_key="${env:OTHER_API_KEY}"),
+         "(set) -> ${env:OTHER_API_KEY} (changed)",
          "changed", tested_model_id="gpt-4o-mini"),
     Case("is_active", lambda f: _gen(f), lambda f: _gen(f, active=False), "true -> false",
          {"before": True, "after": False}),
@@ -212,7 +213,7 @@ def test_a_rotated_key_behind_the_same_reference_is_written_on_update(
     fake_provider.set_model("gpt-4o-mini", api_key=OTHER_KEY)  # the new key must be the one tested
     result = run_cli("apply", str(directory), "--database-url", database_url, "--auto-approve", env=rotated)
     assert result.exit_code == 0, result.output
-    assert re.search(r"~ api_key *= \(set\) -> changed$", result.stdout, re.MULTILINE), result.stdout
+    assert re.search(r"~ api_key *= \(set\) -> \$\{env:OPENAI_API_KEY\} \(changed\)$", result.stdout, re.MULTILINE), result.stdout
     assert _decrypted_key(engine) == OTHER_KEY
     assert fake_provider.request_count("gpt-4o-mini") == 1
     updated = [e for e in audit_events(engine) if e["event_type"] == "MODEL_UPDATED"]
