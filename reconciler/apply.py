@@ -127,6 +127,9 @@ def lock_holder(connection: "Connection") -> str | None:
     from sqlalchemy import text
 
     classid, objid = _lock_parts()
+    # pg_stat_activity is read once per transaction and then kept: apply asks again
+    # after waiting, inside the same transaction, and must see who holds it now.
+    connection.execute(text("SELECT pg_stat_clear_snapshot()"))
     row = connection.execute(
         text(
             "SELECT a.application_name, a.xact_start, a.usename, a.pid FROM pg_locks l "
