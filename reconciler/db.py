@@ -220,10 +220,19 @@ def current_revision(connection: "Connection") -> str | None:
 
 @dataclass(frozen=True)
 class UpgradeResult:
-    """What `upgrade` did: the revision before and after (equal when nothing was to do)."""
+    """What `upgrade` did: the revision before and after (equal when no migration was to do).
+
+    `adopted` counts the rows of an llm_models table the story's admin page made, taken
+    over in place (None when there was none). `fingerprints_filled` names the models
+    whose stored key got its fingerprint in this run; `fingerprints_pending` those still
+    without one (the passphrase was not given).
+    """
 
     before: str | None
     after: str | None
+    adopted: int | None = None
+    fingerprints_filled: tuple[str, ...] = ()
+    fingerprints_pending: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -231,30 +240,47 @@ class UpgradeResult:
         return self.before != self.after
 
 
-def upgrade(connection: "Connection", revision: str = "head") -> UpgradeResult:
+def upgrade(connection: "Connection", revision: str = "head", passphrase: str | None = None) -> UpgradeResult:
     """Migrate the database to `revision` in one transaction, and commit.
 
     A transaction-level advisory lock serialises concurrent upgrades, so two
     `db upgrade` runs on a fresh database do not both try to create the tables.
+
+    On a database without our schema whose llm_models table the story's admin page
+    made, `reconciler.legacy.check_story_table` first refuses (nothing changed) when
+    rows break the rules the migrations add, naming them. At head, with `passphrase`,
+    stored keys without a fingerprint get one, in the same transaction.
     """
     from alembic import command
     from sqlalchemy import text
+
+    from reconciler import legacy
 
     if connection.in_transaction():
         connection.commit()
     with connection.begin():
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK_KEY})
         before = current_revision(connection)
+        adopted = None
+        if before is None and legacy.has_story_table(connection):
+            legacy.check_story_table(connection)
+            adopted = connection.execute(text("SELECT count(*) FROM llm_models")).scalar_one()
         command.upgrade(alembic_config(connection), revision)
         after = current_revision(connection)
-    return UpgradeResult(before, after)
+        filled: tuple[str, ...] = ()
+        pending: tuple[str, ...] = ()
+        if after == SCHEMA_HEAD:
+            if passphrase:
+                filled = legacy.fill_key_fingerprints(connection, passphrase)
+            pending = legacy.keys_without_fingerprint(connection)
+    return UpgradeResult(before, after, adopted, filled, pending)
 
 
 # The newest revision under migrations/versions. Every command checks the schema
 # against it, so it is a constant rather than a question to Alembic (whose import
 # costs more than the rest of the check); tests/integration/test_schema.py keeps the
 # two equal.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 
 def stored_revision(connection: "Connection") -> str | None:

@@ -7,6 +7,8 @@ Blocked (exit 3, nothing is written):
   provider, model_id, dimensions, distance_metric or normalize), or any model's
   type, while KBs use it;
 - a default that would collide with a default on a row llm-registry does not manage;
+- changing (or adopting) a row whose stored key has no fingerprint yet (the story's
+  admin page stored it): the plan cannot tell whether git's key is the same;
 - deleting every managed model at once, unless explicitly allowed.
 
 Warned: deactivating a model KBs use; a model type left with active models but no default.
@@ -17,6 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from reconciler.plan import Action, Plan, simulate_apply
+from reconciler.secrets import ENCRYPTION_KEY_ENV
 from reconciler.spec import MODEL_TYPES
 from reconciler.state import RegistryState
 
@@ -92,9 +95,15 @@ def apply_policies(plan: Plan, state: RegistryState, *, allow_delete_all: bool =
             "Pass --allow-delete-all if that is what you want"
         )
 
+    unfingerprinted = {row.id for row in state.models if row.key_pending}
     actions = []
     for action in plan.actions:
         reasons = _blocked_reasons(action)
+        if action.kind == "update" and action.model_id in unfingerprinted:
+            reasons.append(
+                "its stored API key has no fingerprint yet (it was stored before llm-registry), so this plan cannot "
+                f"compare it: run `llm-registry db upgrade` with {ENCRYPTION_KEY_ENV} set first"
+            )
         if action.name in conflicts:
             reasons.append(conflicts[action.name])
         if delete_all and action.kind == "delete":

@@ -20,13 +20,16 @@ class StoredModel:
     """One row of llm_models.
 
     `record` has a value for every name in `spec.RECORD_FIELDS`; its `api_key` is the
-    stored keyed fingerprint (hex) or None, never the key.
+    stored keyed fingerprint (hex) or None, never the key. `key_pending` marks a row
+    whose key was stored without a fingerprint (by the story's admin page): its
+    `api_key` is None although a key is stored, until `db upgrade` fingerprints it.
     """
 
     id: str
     name: str
     managed_by: str | None
     record: Mapping[str, Any]
+    key_pending: bool = False
 
     @property
     def managed(self) -> bool:
@@ -138,17 +141,20 @@ def read_state(connection: Any) -> RegistryState:
             llm_models.c.id,
             llm_models.c.name,
             llm_models.c.managed_by,
+            (llm_models.c.api_key.is_not(None) & llm_models.c.api_key_fingerprint.is_(None)),
             *(column_of[field] for field in RECORD_FIELDS),
         ).order_by(llm_models.c.name)
     ).all()  # one fetch of every row: much quicker than row by row
     models = []
-    for model_id, name, managed_by, *values in model_rows:
+    for model_id, name, managed_by, key_pending, *values in model_rows:
         record = dict(zip(RECORD_FIELDS, values))
         # double precision arrives as float already; this keeps ints from hand-made rows out.
         for field in ("temperature", "top_p"):
             if record[field] is not None:
                 record[field] = float(record[field])
-        models.append(StoredModel(id=str(model_id), name=name, managed_by=managed_by, record=record))
+        models.append(
+            StoredModel(id=str(model_id), name=name, managed_by=managed_by, record=record, key_pending=key_pending)
+        )
 
     kb_rows = connection.execute(
         select(

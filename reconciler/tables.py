@@ -131,8 +131,12 @@ llm_models = Table(
     CheckConstraint("model_type <> 'generation' OR context_window IS NOT NULL", name="generation_has_context_window"),
     CheckConstraint("NOT (provider = 'anthropic' AND model_type = 'embedding')", name="no_anthropic_embedding"),
     CheckConstraint("NOT is_default OR is_active", name="default_is_active"),
+    # Ciphertext and fingerprint go together, except on a row llm-registry does not manage
+    # whose key an earlier application (the story's admin page) stored: `db upgrade`
+    # fills its fingerprint in once it has the passphrase (reconciler.legacy).
     CheckConstraint(
-        "(api_key IS NULL) = (api_key_fingerprint IS NULL)", name="api_key_pair"
+        "(api_key IS NULL) = (api_key_fingerprint IS NULL) OR (managed_by IS NULL AND api_key_fingerprint IS NULL)",
+        name="api_key_pair",
     ),
 )
 

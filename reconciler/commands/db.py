@@ -37,17 +37,44 @@ def upgrade(database_url: str | None) -> int:
 
     Runs every pending migration in one transaction; running it again on an
     up-to-date database does nothing. Concurrent runs wait for each other.
+
+    An llm_models table made by the story's admin page is taken over in place, every
+    row, id, key and KB link kept; its rows stay unmanaged until a registry declares
+    them. Rows that break llm-registry's rules are listed and nothing is changed.
+    With LLM_REGISTRY_ENCRYPTION_KEY set (the passphrase the keys were stored with),
+    stored keys get the fingerprint plans compare.
     """
+    import os
+
     from reconciler import db
     from reconciler.commands._common import open_database
+    from reconciler.legacy import show
+    from reconciler.secrets import ENCRYPTION_KEY_ENV
 
     with open_database(database_url, require_head=False) as connection:
-        result = db.upgrade(connection)
+        result = db.upgrade(connection, passphrase=os.environ.get(ENCRYPTION_KEY_ENV) or None)
     where = _describe(database_url)
     if result.changed:
         click.echo(f"Upgraded {where} from {result.before or '(empty)'} to {result.after}.")
     else:
         click.echo(f"Already at head ({result.after}) in {where}: nothing to do.")
+    if result.adopted is not None:
+        click.echo(
+            f"Took over the existing llm_models table with its {result.adopted} model(s), ids, keys and KB links "
+            "unchanged. They stay unmanaged until a registry declares them: `llm-registry export --out DIR` "
+            "writes them as definitions."
+        )
+    if result.fingerprints_filled:
+        names = ", ".join(show(name) for name in result.fingerprints_filled)
+        click.echo(f"Fingerprinted the stored API keys of {len(result.fingerprints_filled)} model(s): {names}.")
+    if result.fingerprints_pending:
+        names = ", ".join(show(name) for name in result.fingerprints_pending)
+        click.echo(
+            f"{len(result.fingerprints_pending)} model(s) have a stored API key without fingerprint: {names}. "
+            f"Run `llm-registry db upgrade` again with {ENCRYPTION_KEY_ENV} set to the passphrase the keys were "
+            "stored with; until then plans cannot compare those keys and refuse to adopt those models.",
+            err=True,
+        )
     return EXIT_OK
 
 

@@ -339,7 +339,7 @@ def test_0002_renames_to_the_story_columns_keeping_rows_keys_and_kb_links(unmigr
                     text("INSERT INTO knowledge_bases (name, generation_model_id) VALUES ('support-kb', :id)"),
                     {"id": model_id},
                 )
-            assert db.upgrade(connection).after == "0002"
+            assert db.upgrade(connection).after == db.SCHEMA_HEAD
             row = connection.execute(
                 text(
                     "SELECT m.id, m.model_type, m.api_key_fingerprint, pgp_sym_decrypt(m.api_key, :p) AS key, "

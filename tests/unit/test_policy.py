@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from reconciler.plan import compute_plan
@@ -159,3 +161,18 @@ def test_an_omitted_parameter_still_takes_its_default_on_a_new_row_and_over_a_se
     row = stored_from(embedding_model(name="e"), batch_size=64)
     (update,) = planned(registry(written), RegistryState((row,))).actions
     assert update.changed_fields() == ("batch_size",) and update.desired["batch_size"] == 32
+
+
+def test_adopting_a_row_whose_key_has_no_fingerprint_yet_is_blocked_naming_db_upgrade() -> None:
+    model = generation_model(name="gpt", default=True)
+    row = stored_from(model)
+    waiting = replace(row, managed_by=None, record={**row.record, "api_key": None}, key_pending=True)
+    plan = planned(registry(model), RegistryState((waiting,)), keys={"gpt": "f" * 64})
+    (action,) = plan.blocked
+    assert action.adopt
+    assert action.blocked == (
+        "its stored API key has no fingerprint yet (it was stored before llm-registry), so this plan cannot "
+        "compare it: run `llm-registry db upgrade` with LLM_REGISTRY_ENCRYPTION_KEY set first",
+    )
+    fingerprinted = replace(row, managed_by=None)
+    assert not planned(registry(model), RegistryState((fingerprinted,)), keys={"gpt": row.record["api_key"]}).is_blocked
