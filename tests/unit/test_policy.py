@@ -86,6 +86,27 @@ def test_deactivating_a_used_model_warns() -> None:
     assert action.warnings == ("deactivates a model used by 1 knowledge base: kb-x",)
 
 
+def test_changing_another_field_of_an_already_inactive_used_model_does_not_warn_of_deactivation() -> None:
+    before = generation_model(name="g", active=False, description="old")
+    row = stored_from(before, fingerprint="fp")
+    after = generation_model(name="g", active=False, description="new")
+    plan = planned(registry(after), RegistryState((row,), (knowledge_base("kb-x", generation=row),)), keys={"g": "fp"})
+    (action,) = plan.actions
+    assert [c.field for c in action.changes] == ["description"]
+    assert action.warnings == ()
+
+
+def test_a_blocked_delete_of_the_default_keeps_it_the_default() -> None:
+    # The delete is refused, so after this plan the model is still there and still the default.
+    used = embedding_model(name="used", default=True)
+    row = stored_from(used)
+    other = embedding_model(name="other")
+    plan = planned(registry(other), RegistryState((row, stored_from(other)), (knowledge_base("kb", embedding=row),)))
+    (blocked,) = plan.blocked
+    assert blocked.name == "used" and blocked.kind == "delete"
+    assert not any("no embedding model is the default" in warning for warning in plan.warnings), plan.warnings
+
+
 def test_leaving_a_type_without_a_default_warns() -> None:
     before = embedding_model(name="e", default=True)
     plan = planned(registry(embedding_model(name="e", default=False)), RegistryState((stored_from(before),)))
