@@ -199,6 +199,7 @@ def column_problems(connection: "Connection") -> list[Problem]:
                 Problem((), f"column {column.name} is {type_name}, which llm-registry cannot convert to "
                             f"{column.type.compile()} in place; convert it first")  # fmt: skip
             )
+    problems.extend(_view_problems(connection, existing))
     for name, (_data_type, type_name, nullable, has_default) in sorted(existing.items()):
         if name not in llm_models.c and not nullable and not has_default:
             problems.append(
@@ -222,6 +223,47 @@ def column_problems(connection: "Connection") -> list[Problem]:
             if name not in kb_columns
         )
     return problems
+
+
+# The data_type migration 0001 converts a column of each kind to (other kinds are kept).
+_TARGET_TYPE = {"text": "text", "integer": "integer", "double": "double precision"}
+
+
+def _view_problems(connection: "Connection", existing: dict[str, tuple[str, str, bool, bool]]) -> list[Problem]:
+    """Views that read a column the takeover converts: PostgreSQL cannot change the type under them."""
+    from sqlalchemy import bindparam, text
+    from sqlalchemy.dialects.postgresql import ARRAY
+    from sqlalchemy.types import Text
+
+    from reconciler.tables import llm_models
+
+    converted = [
+        column.name
+        for column in llm_models.columns
+        if column.name in existing
+        and _kind(column) in _TARGET_TYPE
+        and existing[column.name][0] != _TARGET_TYPE[_kind(column)]
+    ]
+    if not converted:
+        return []
+    rows = connection.execute(
+        text(
+            "SELECT v.relname, array_agg(DISTINCT a.attname::text ORDER BY a.attname::text) FROM pg_depend d "
+            "JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class "
+            "JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
+            "WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = 'llm_models'::regclass "
+            "AND v.oid <> 'llm_models'::regclass AND a.attname = ANY (:columns) "
+            "GROUP BY v.relname ORDER BY v.relname"
+        ).bindparams(bindparam("columns", converted, type_=ARRAY(Text)))
+    ).all()
+    return [
+        Problem(
+            (),
+            f"view {show(view)} reads {', '.join(columns)}, which the takeover converts to llm-registry's types "
+            "and PostgreSQL cannot convert under a view: drop the view, run `llm-registry db upgrade`, create it again",
+        )
+        for view, columns in rows
+    ]
 
 
 def _row_label(name: Any, row_id: Any) -> str:

@@ -55,8 +55,12 @@ def upgrade(engine: Engine, passphrase: str | None = None) -> db.UpgradeResult:
 @pytest.mark.parametrize("enums", [False, True], ids=["varchar-columns", "enum-columns"])
 def test_upgrade_takes_the_table_over_keeping_every_row_id_key_and_kb_link(admin_engine: Engine, enums: bool) -> None:
     ids = build(admin_engine, enums=enums)
+    with admin_engine.begin() as connection:
+        # a view of the KB application over columns the takeover renames back and forth but does not convert
+        connection.execute(text("CREATE VIEW model_keys AS SELECT id, api_key, dimensions FROM llm_models"))
     with admin_engine.connect() as connection:
         rows_before, kbs_before = story_rows(connection), kb_application_view(connection)
+        keys_before = connection.execute(text("SELECT * FROM model_keys ORDER BY id")).all()
 
     result = upgrade(admin_engine)
 
@@ -66,6 +70,7 @@ def test_upgrade_takes_the_table_over_keeping_every_row_id_key_and_kb_link(admin
         assert story_rows(connection) == rows_before
         assert kb_application_view(connection) == kbs_before
         assert {row["name"]: str(row["id"]) for row in story_rows(connection)} == ids
+        assert connection.execute(text("SELECT * FROM model_keys ORDER BY id")).all() == keys_before
         managed = connection.execute(text("SELECT DISTINCT managed_by FROM llm_models")).scalars().all()
         assert managed == [None]  # unmanaged until a registry declares them
         db.require_schema_at_head(connection)
@@ -188,11 +193,13 @@ def test_a_column_that_cannot_be_converted_is_named_and_nothing_changes(admin_en
         connection.execute(text("ALTER TABLE llm_models ALTER COLUMN dimensions TYPE text"))
         connection.execute(text("ALTER TABLE llm_models ADD COLUMN owner_id uuid NOT NULL DEFAULT gen_random_uuid()"))
         connection.execute(text("ALTER TABLE llm_models ALTER COLUMN owner_id DROP DEFAULT"))
+        connection.execute(text("CREATE VIEW kb_models AS SELECT name, model_type, provider, api_key FROM llm_models"))
     before = dump(unmigrated_database_url)
     with pytest.raises(legacy.StoryTableRefused) as refused:
         upgrade(admin_engine)
     assert "column dimensions is text, which llm-registry cannot convert to INTEGER in place" in refused.value.message
     assert "column owner_id (uuid) is NOT NULL without a default" in refused.value.message
+    assert 'view "kb_models" reads model_type, name, provider, which the takeover converts' in refused.value.message
     assert dump(unmigrated_database_url) == before
 
 
