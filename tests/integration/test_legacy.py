@@ -280,3 +280,30 @@ def test_0003_lets_an_unmanaged_key_wait_for_its_fingerprint_on_databases_made_b
         insert_model(connection, name="waiting", managed_by=None, ciphertext=b"\x01")
         with pytest.raises(IntegrityError, match="ck_llm_models_api_key_pair"), connection.begin_nested():
             insert_model(connection, name="managed", ciphertext=b"\x01")
+
+
+def test_real_numeric_and_bigint_columns_are_converted_keeping_their_values(admin_engine: Engine) -> None:
+    build(admin_engine)
+    with admin_engine.begin() as connection:
+        connection.execute(text(
+            "ALTER TABLE llm_models ALTER COLUMN temperature TYPE real, ALTER COLUMN top_p TYPE numeric(3, 2), "
+            "ALTER COLUMN dimensions TYPE bigint, ALTER COLUMN max_tokens TYPE smallint"
+        ))  # fmt: skip
+    upgrade(admin_engine)
+    with admin_engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT temperature, top_p, pg_typeof(temperature)::text, pg_typeof(dimensions)::text FROM llm_models WHERE name = 'gpt-4o-mini'")
+        ).one()
+        # real 0.7 is 0.699999988 as a double; through its text form it stays 0.7
+        assert tuple(row) == (0.7, 1.0, "double precision", "integer")
+        assert connection.execute(text("SELECT dimensions, max_tokens FROM llm_models WHERE name = 'openai-small'")).one() == (1536, 8191)
+
+
+def test_a_bigint_value_that_does_not_fit_an_integer_is_refused(admin_engine: Engine) -> None:
+    build(admin_engine)
+    with admin_engine.begin() as connection:
+        connection.execute(text("ALTER TABLE llm_models ALTER COLUMN max_tokens TYPE bigint"))
+        connection.execute(text("UPDATE llm_models SET max_tokens = 3000000000 WHERE name = 'gliner'"))
+    with pytest.raises(legacy.StoryTableRefused) as refused:
+        upgrade(admin_engine)
+    assert '"gliner": max_tokens = 3000000000 does not fit an integer' in refused.value.message
