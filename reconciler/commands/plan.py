@@ -86,8 +86,6 @@ def command(
 
     if pr_number is not None and not pr_comment:
         raise click.UsageError("--pr goes with --pr-comment")
-    # A plan file is signed: without the passphrase, fail before any work.
-    passphrase = signing_passphrase(os.environ) if out is not None else ""
     registry, _ = load_registry_reporting(directory, annotate=pr_comment or drift_issue)
     # One snapshot for every query: models and KB links agree with each other.
     with open_database(database_url, isolation_level="REPEATABLE READ") as connection:
@@ -97,6 +95,8 @@ def command(
     run = plan_registry(registry, state, os.environ, allow_delete_all=allow_delete_all)
     plan = run.plan
     if out is not None:
+        # Signed (planfile.py): checked after the database, whose absence is the first thing to report.
+        passphrase = signing_passphrase(os.environ)
         write_planfile(
             out, plan, registry, directory=str(directory), allow_delete_all=allow_delete_all, target=target, passphrase=passphrase
         )
