@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from reconciler.diagnostics import Diagnostic, error, warning
+from reconciler.diagnostics import Diagnostic, Location, error, warning
 from reconciler.export import ExportModel, key_variable
 from reconciler.load import Document, Path_
 from reconciler.providers import (
@@ -66,7 +66,7 @@ class ImportedModel:
 
     definition: Mapping[str, Any]
     key_variable: str | None
-    line: int
+    location: Location
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,6 @@ class _Importer:
         return LiteLLMImport(tuple(models), tuple(self.found), len(deployments))
 
     def deployment(self, entry: Any, path: Path_) -> ImportedModel | None:
-        line = self.at(path).line
         if not isinstance(entry, dict) or not isinstance(entry.get("litellm_params"), dict):
             self.fail("litellm-entry", "a model_list entry needs model_name and litellm_params; not imported", path)
             return None
@@ -172,6 +171,8 @@ class _Importer:
         if name != model_name:
             self.warn("litellm-renamed", f"model_name {model_name!r} becomes registry name {name!r}", path + ("model_name",))
         known = dict(self.model_info(info["base_model"] if isinstance(info.get("base_model"), str) else model) or {})
+        if not known and provider == "azure":  # a deployment is often named after its model
+            known = dict(self.model_info(model_id) or {})
         model_type = self.model_type(model, model_id, info, known, path)
         if model_type is None:
             return None
@@ -196,7 +197,7 @@ class _Importer:
                 f"model {name!r}: {', '.join(ignored)} ha{'ve' if len(ignored) > 1 else 's'} no place in the registry; left out",
                 path,
             )
-        return ImportedModel(definition, key, line)
+        return ImportedModel(definition, key, self.at(path))
 
     def model_type(self, model: str, model_id: str, info: Mapping[str, Any], known: Mapping[str, Any], path: Path_) -> str | None:
         mode = info.get("mode") or known.get("mode")

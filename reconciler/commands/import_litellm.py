@@ -60,8 +60,10 @@ def command(config: Path, out: Path, split: str, force: bool) -> int:
         except ValidationError as invalid:
             first = invalid.errors()[0]
             where = ".".join(str(part) for part in first["loc"][1:])
-            found.append(error("litellm-invalid", f"model {imported.definition['name']!r}: {where}: {first['msg']}; not imported",
-                               _line(document.file, imported.line)))
+            reason = first["msg"].removeprefix("Value error, ")
+            found.append(
+                error("litellm-invalid", f"model {imported.definition['name']!r}: {where}: {reason}; not imported", imported.location)
+            )
             continue
         models.append(ExportModel(model.name, desired_record(model), imported.key_variable))
     for diagnostic in sorted(found, key=lambda d: d.sort_key()):
@@ -75,12 +77,6 @@ def command(config: Path, out: Path, split: str, force: bool) -> int:
     )
     report_written(out, exported.variables)
     return EXIT_OK
-
-
-def _line(file: str, line: int) -> Any:
-    from reconciler.diagnostics import Location
-
-    return Location(file, line, 1)
 
 
 def _litellm_model_info(model: str) -> Mapping[str, Any]:

@@ -114,3 +114,32 @@ def test_export_entry_carries_model_string_base_key_variable_and_parameters() ->
 def test_export_holds_active_models_only_sorted() -> None:
     models = [_export_model(embedding_model(name="b")), _export_model(embedding_model(name="a")), _export_model(embedding_model(name="c", active=False))]
     assert [entry["model_name"] for entry in export_litellm(models)["model_list"]] == ["a", "b"]
+
+
+def test_environment_references_and_an_azure_deployment_named_after_its_model(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: gpt-4\n"
+        "    litellm_params:\n"
+        "      model: azure/gpt-4\n"
+        "      api_base: os.environ/AZURE_API_BASE\n"
+        "      api_key: os.environ/AZURE_API_KEY\n"
+        '      api_version: "2024-02-01"\n'
+        "    model_info:\n"
+        "      mode: chat\n"
+    )
+    document, _ = load_file(config, "config.yaml")
+    assert document is not None
+    asked: list[str] = []
+
+    def lookup(model: str) -> dict[str, Any]:
+        asked.append(model)
+        return {"max_input_tokens": 8192} if model == "gpt-4" else {}
+
+    (imported,) = import_litellm(document, lookup).models
+    assert asked == ["azure/gpt-4", "gpt-4"]
+    assert imported.definition["api_endpoint"] == "${env:AZURE_API_BASE}"
+    assert imported.definition["api_key"] == "${env:AZURE_API_KEY}" and imported.key_variable == "AZURE_API_KEY"
+    assert imported.definition["parameters"] == {"context_window": 8192}
+    assert (imported.location.line, imported.location.column) == (2, 5)
