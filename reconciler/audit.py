@@ -236,17 +236,40 @@ def read_audit_events(
     else:
         order = events.c.id
     rows = connection.execute(query.order_by(order)).mappings()
-    return [
-        StoredAuditEvent(
-            id=row["id"],
-            occurred_at=row["occurred_at"],
-            run_id=row["run_id"],
-            event_type=row["event_type"],
-            model_name=row["model_name"],
-            model_id=None if row["model_id"] is None else str(row["model_id"]),
-            actor=row["actor"],
-            source_revision=row["source_revision"],
-            details=row["details"],
-        )
-        for row in rows
-    ]
+    return [_stored_event(row) for row in rows]
+
+
+def read_latest_events_by_model(
+    connection: "Connection", *, limit_per_model: int, event_type: str | None = None
+) -> list[StoredAuditEvent]:
+    """The newest `limit_per_model` events of every model in llm_models (of `event_type` if given), oldest first.
+
+    One query whatever the number of models (a LATERAL join on the (model_name, id)
+    index); events of models no longer in the table are not included.
+    """
+    from sqlalchemy import select, true
+
+    from reconciler.tables import llm_models
+    from reconciler.tables import registry_audit_events as events
+
+    names = select(llm_models.c.name).subquery()
+    latest = select(events).where(events.c.model_name == names.c.name)
+    if event_type is not None:
+        latest = latest.where(events.c.event_type == event_type)
+    newest = latest.order_by(events.c.id.desc()).limit(limit_per_model).lateral()
+    query = select(newest).select_from(names.join(newest, true())).order_by(newest.c.id)
+    return [_stored_event(row) for row in connection.execute(query).mappings()]
+
+
+def _stored_event(row: Mapping[str, Any]) -> StoredAuditEvent:
+    return StoredAuditEvent(
+        id=row["id"],
+        occurred_at=row["occurred_at"],
+        run_id=row["run_id"],
+        event_type=row["event_type"],
+        model_name=row["model_name"],
+        model_id=None if row["model_id"] is None else str(row["model_id"]),
+        actor=row["actor"],
+        source_revision=row["source_revision"],
+        details=row["details"],
+    )

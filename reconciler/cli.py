@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "export": "export",
     "show": "show",
     "import": "import_litellm",
+    "report": "report",
+    "serve": "serve",
 }
 
 # command name -> its short help, exactly as Click derives it from the command's
@@ -51,6 +53,8 @@ SUMMARIES: dict[str, str] = {
     "export": "Write every model of the database (managed and made by hand) as registry files.",
     "show": "Show one model: its full record, the KBs using it, its last connection test and audit events.",
     "import": "Turn a LiteLLM proxy config's model_list into registry files.",
+    "report": "Write the registry as one self-contained HTML page: no network, works offline and as a CI artifact.",
+    "serve": "Serve the registry page (the one `report --html` writes), live and read-only.",
 }
 
 EXIT_INTERRUPTED = 130

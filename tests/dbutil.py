@@ -150,3 +150,58 @@ def count_rows(connection: "Connection", table: str) -> int:
     if table not in ("llm_models", "knowledge_bases", "registry_audit_events"):
         raise ValueError(table)
     return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+# A model name a hand can type into the table and a page must show as text.
+HOSTILE_MODEL_NAME = '<img src=x onerror="document.title=\'pwned\'">'
+
+
+def insert_page_registry(connection: "Connection") -> dict[str, str]:
+    """The registry the page tests look at; returns model name -> id.
+
+    Five models: `nomic-embed` (default embedding, used by `legal-kb` and `support-kb`),
+    `gpt-4o-mini` (default generation, key = CANARY_KEY, used by `support-kb`), `gliner`
+    (NER), `old-embed` (made by hand, inactive) and HOSTILE_MODEL_NAME (made by hand,
+    inactive, HTML in its name and description); audit events of two runs, with one
+    passed and one failed connection test.
+    """
+    from reconciler.audit import AuditEvent, write_audit_events
+    from tests.factories import CANARY_KEY
+
+    ids = {
+        "nomic-embed": insert_model(connection, name="nomic-embed", is_default=True, description="Local embeddings for every KB"),
+        "gpt-4o-mini": insert_model(
+            connection, name="gpt-4o-mini", type="generation", provider="openai", model_id="gpt-4o-mini",
+            api_endpoint=None, api_key=CANARY_KEY, is_default=True,
+        ),
+        "gliner": insert_model(connection, name="gliner", type="ner", model_id="gliner-medium"),
+        "old-embed": insert_model(connection, name="old-embed", managed_by=None, is_active=False, model_id="e5-large"),
+        HOSTILE_MODEL_NAME: insert_model(
+            connection, name=HOSTILE_MODEL_NAME, managed_by=None, is_active=False,
+            description="<script>document.title='pwned'</script>",
+        ),
+    }  # fmt: skip
+    insert_knowledge_base(connection, "support-kb", embedding_model_id=ids["nomic-embed"], generation_model_id=ids["gpt-4o-mini"])
+    insert_knowledge_base(connection, "legal-kb", embedding_model_id=ids["nomic-embed"])
+    write_audit_events(
+        connection,
+        [
+            AuditEvent("MODEL_CREATED", "nomic-embed", ids["nomic-embed"], {"configuration": {"type": "embedding"}}),
+            AuditEvent(
+                "MODEL_CONNECTION_TESTED", "nomic-embed", ids["nomic-embed"],
+                {"outcome": "success", "status": "ok", "latency_ms": 12, "message": "768-dimension vector"},
+            ),
+        ],
+        run_id="20261127T170000Z-aaaa0001", actor="alice", source_revision="0123456789abcdef0123456789abcdef01234567",
+    )  # fmt: skip
+    write_audit_events(
+        connection,
+        [
+            AuditEvent(
+                "MODEL_CONNECTION_TESTED", "gpt-4o-mini", ids["gpt-4o-mini"],
+                {"outcome": "failure", "status": "authentication_error", "latency_ms": 40, "message": "the provider refused the key"},
+            ),
+        ],
+        run_id="20261127T171500Z-bbbb0002", actor="bob", source_revision=None,
+    )  # fmt: skip
+    return ids

@@ -31,10 +31,10 @@ def text_style() -> Callable[..., str]:
 @click.argument("directory", default="registry.d", type=click.Path(path_type=Path))
 @database_url_option
 @click.option(
-    "--format", "output_format", type=click.Choice(["text", "json", "markdown", "github"]), default="text",
+    "--format", "output_format", type=click.Choice(["text", "json", "markdown", "github", "html"]), default="text",
     show_default=True,
     help="text for a terminal; json (docs/plan-format.md) for tools; markdown for a PR comment; "
-    "github for workflow annotations on the PR diff.",
+    "github for workflow annotations on the PR diff; html for a self-contained page (docs/page.md).",
 )
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan to PLANFILE for `apply PLANFILE`.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 only when there are none).")
@@ -107,6 +107,11 @@ def command(
         click.echo(render_markdown(plan, target))
     elif output_format == "github":
         click.echo(render_github(plan))
+    elif output_format == "html":
+        from reconciler.page.render import render_plan_html
+        from reconciler.render import plan_to_json_data
+
+        click.echo(render_plan_html(plan_to_json_data(plan), source=f"definitions in {directory}"))
     else:
         click.echo(render_text(plan, style=text_style(), target=target), color=use_colour())
         if out is not None:

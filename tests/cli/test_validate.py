@@ -161,7 +161,7 @@ def test_real_process_exit_codes(run_subprocess: RunCli, tmp_path: Path) -> None
     assert_no_noise(bad.output)
 
 
-def test_validate_and_help_import_neither_litellm_nor_sqlalchemy(tmp_path: Path) -> None:
+def test_validate_and_help_import_no_heavy_library(tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -171,11 +171,12 @@ def test_validate_and_help_import_neither_litellm_nor_sqlalchemy(tmp_path: Path)
         "code = 0\n"
         "try:\n    runpy.run_module('reconciler', run_name='__main__')\n"
         "except SystemExit as exit:\n    code = exit.code\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'litellm', 'sqlalchemy'})\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'litellm', 'sqlalchemy', 'jinja2'})\n"
         "print(f'exit={code} heavy={heavy}', file=sys.stderr)\n"
     )
     for args, code in (
         (["--help"], 0), (["validate", str(ROOT / "registry.d")], 0), (["validate", str(tmp_path / "nope")], 1), (["schema"], 0),
+        (["report", "--help"], 0), (["serve", "--help"], 0),
     ):
         completed = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60)
         assert completed.stderr.splitlines()[-1] == f"exit={code} heavy=[]", (args, completed.stderr)

@@ -1,0 +1,62 @@
+"""The page's data from a real PostgreSQL: what it reads, and that it cannot write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from reconciler.audit import AuditEvent, read_latest_events_by_model, write_audit_events
+from reconciler.page.data import gather_registry_page, read_only_transaction
+from tests.dbutil import HOSTILE_MODEL_NAME, count_rows, insert_model, insert_page_registry
+
+pytestmark = pytest.mark.db
+
+
+def test_gather_reads_models_kbs_tests_and_runs(engine: Any) -> None:
+    with engine.begin() as connection:
+        insert_page_registry(connection)
+    with read_only_transaction(engine) as connection:
+        page = gather_registry_page(connection, database="postgresql://x")
+    models = {model.name: model for model in page.models}
+    assert list(models) == sorted(models)
+    assert set(models) == {"nomic-embed", "gpt-4o-mini", "gliner", "old-embed", HOSTILE_MODEL_NAME}
+    embed, chat = models["nomic-embed"], models["gpt-4o-mini"]
+    assert embed.knowledge_bases == ("legal-kb", "support-kb") and chat.knowledge_bases == ("support-kb",)
+    assert embed.default and embed.active and embed.managed and not embed.key_set
+    assert chat.key_set and chat.endpoint is None
+    assert not models["old-embed"].managed and not models["old-embed"].active
+    assert [(t.ok, t.status, t.latency_ms) for t in embed.tests] == [(True, "ok", 12)]
+    assert chat.last_test is not None and chat.last_test.status == "authentication_error" and not chat.last_test.ok
+    assert [e.event_type for e in embed.events] == ["MODEL_CREATED", "MODEL_CONNECTION_TESTED"]
+    assert [run.run_id for run in page.runs] == ["20261127T171500Z-bbbb0002", "20261127T170000Z-aaaa0001"]
+    assert (page.runs[1].actor, page.runs[1].source_revision) == ("alice", "0123456789abcdef0123456789abcdef01234567")
+
+
+def test_the_page_transaction_is_read_only_and_one_snapshot(engine: Any) -> None:
+    with read_only_transaction(engine) as connection:
+        assert connection.execute(text("SHOW transaction_read_only")).scalar_one() == "on"
+        assert connection.execute(text("SHOW transaction_isolation")).scalar_one() == "repeatable read"
+        with pytest.raises(DBAPIError, match="read-only transaction"):
+            connection.execute(text("INSERT INTO knowledge_bases (name) VALUES ('sneaky')"))
+    with engine.connect() as connection:
+        assert count_rows(connection, "knowledge_bases") == 0
+
+
+def test_latest_events_by_model_in_one_query(engine: Any) -> None:
+    with engine.begin() as connection:
+        model_id = insert_model(connection, name="busy")
+        events = [
+            AuditEvent("MODEL_CONNECTION_TESTED" if i % 3 == 0 else "MODEL_UPDATED", "busy", model_id, {"n": i})
+            for i in range(15)
+        ]
+        write_audit_events(connection, events, run_id="r", actor="a", source_revision=None)
+        write_audit_events(connection, [AuditEvent("MODEL_DELETED", "gone", None, {})], run_id="r", actor="a", source_revision=None)
+    with engine.connect() as connection:
+        latest = read_latest_events_by_model(connection, limit_per_model=4)
+        tests = read_latest_events_by_model(connection, limit_per_model=2, event_type="MODEL_CONNECTION_TESTED")
+    assert [e.details["n"] for e in latest] == [11, 12, 13, 14]
+    assert [e.details["n"] for e in tests] == [9, 12]
+    assert "gone" not in {e.model_name for e in latest}  # no longer in llm_models
