@@ -10,4 +10,6 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/venv.sh
 source scripts/venv.sh
 install_into_venv '.[dev]'
+# The browser tests' Chromium (Debian's packages); quick when present, never fatal.
+bash scripts/browser.sh
 exec "$PY" -m pytest "$@"

@@ -74,3 +74,15 @@ def run_subprocess() -> RunCli:
         return CliResult(completed.returncode, completed.stdout, completed.stderr)
 
     return run
+
+
+# Screenshots the browser tests kept (tests/cli/test_page_browser.py): named at the end of
+# the run, so that a person, or CI's artifact upload, finds them.
+SCREENSHOTS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say where the browser tests' screenshots are."""
+    if SCREENSHOTS:
+        directory = SCREENSHOTS[0].parent
+        terminalreporter.write_line(f"browser screenshots: {directory}/ ({len(set(SCREENSHOTS))} pages)")
