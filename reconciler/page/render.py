@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import re
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import quote
@@ -40,14 +39,22 @@ _PLAN_FIELDS = (
     "unmanaged", "unchecked_keys", "state_fingerprint", "spec_fingerprint",
 )  # fmt: skip
 
-# C0/C1 controls (but tab and newline), and the bidirectional controls that can make a
-# name read as another (Trojan Source): shown as \uXXXX, never passed to the browser.
-_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+def _shown(character: str) -> str:
+    return character if character.isprintable() or character in "\n\t" else f"\\u{ord(character):04x}"
 
 
 def visible_text(text: str) -> str:
-    """`text` with control and bidi-override characters written as `\\uXXXX`."""
-    return _INVISIBLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    """`text` with every non-printable character but newline and tab written as `\\uXXXX`.
+
+    The same rule as `inventory.terminal_text` (str.isprintable), where a page can keep
+    its line breaks: C0/C1 controls and the invisible format characters, bidirectional
+    overrides among them (a name that reads as another, "Trojan Source"), never reach
+    the browser as they are.
+    """
+    if text.isprintable():
+        return text
+    return "".join(_shown(character) for character in text)
 
 
 def _finalize(value: Any) -> Any:
