@@ -111,7 +111,7 @@ def command(
         from reconciler.page.render import render_plan_html
         from reconciler.render import plan_to_json_data
 
-        click.echo(render_plan_html(plan_to_json_data(plan), source=f"definitions in {directory}"))
+        click.echo(render_plan_html(plan_to_json_data(plan, target), source=f"definitions in {directory}"))
     else:
         click.echo(render_text(plan, style=text_style(), target=target), color=use_colour())
         if out is not None:

@@ -35,7 +35,8 @@ def write_page(out: str, html: str) -> None:
 @click.option("--html", "out", required=True, metavar="FILE", help="Write the page to FILE (`-`: standard output).")
 @click.option(
     "--plan", "planfile", type=click.Path(dir_okay=False, path_type=Path), metavar="PLANFILE",
-    help="Render this saved plan (`plan --out PLANFILE`) instead of the registry; no database needed.",
+    help="Render this saved plan (`plan --out PLANFILE`) instead of the registry; no database needed, "
+    "but LLM_REGISTRY_ENCRYPTION_KEY, to check the plan file's signature as apply does.",
 )  # fmt: skip
 @database_url_option
 def command(out: str, planfile: Path | None, database_url: str | None) -> int:
@@ -48,17 +49,24 @@ def command(out: str, planfile: Path | None, database_url: str | None) -> int:
     is read in one read-only transaction.
 
     With --plan PLANFILE, the page shows that plan instead: summary, blocked
-    changes first with their KBs, every field before -> after.
+    changes first with their KBs, every field before -> after; a plan file whose
+    signature does not hold (edited after plan wrote it) is refused.
     """
     from reconciler.page.render import render_plan_html, render_registry_html
 
     if planfile is not None:
         import json
 
-        from reconciler.planfile import read_planfile
+        from reconciler.errors import RegistryError
+        from reconciler.planfile import document_mac, read_planfile, signing_passphrase
 
-        saved = read_planfile(planfile)  # refuses a file that is not a usable plan, with the reason
-        document = json.loads(planfile.read_text())
+        # Only a plan whose signature holds is shown: a page must not present an edited
+        # plan as the one plan wrote (the same check as apply PLANFILE).
+        passphrase = signing_passphrase(os.environ)
+        saved = read_planfile(planfile, passphrase)  # refuses an unusable or edited file, with the reason
+        document = json.loads(planfile.read_text())  # the whole plan document, checked again below
+        if document.get("mac") != document_mac(document, passphrase):
+            raise RegistryError(f"{planfile} changed while it was being read; run report again")
         html = render_plan_html(document["plan"], source=f"{planfile} · made {saved.created_at}")
         write_page(out, html)
         if out != "-":

@@ -120,26 +120,26 @@ def format_time(moment: datetime) -> str:
 
 
 def endpoint_parts(endpoint: str | None) -> tuple[str | None, str | None]:
-    """(endpoint without user info, query or fragment; host[:port]) of an API endpoint.
+    """(endpoint as it may be shown, host[:port]) of an API endpoint read from the database.
 
-    A row made by hand may hold credentials in its URL (`https://user:pw@host/`); the
-    page shows neither. An endpoint that does not parse is shown as "(unparseable)".
+    The endpoint goes through `references.redact_endpoint` (a row made by hand may hold
+    `https://user:pw@host/?api_key=...`: credentials become `***`); the host column
+    shows the host and port only. An endpoint without a host gives no host.
     """
+    from reconciler.references import redact_endpoint
+
     if not endpoint:
         return None, None
+    shown = str(redact_endpoint(endpoint))
     try:
         parts = urlsplit(endpoint)
-        host = parts.hostname
-        port = parts.port
+        host, port = parts.hostname, parts.port
     except ValueError:
-        return "(unparseable)", None
+        return shown, None
     if not host:
-        return "(unparseable)", None
+        return shown, None
     netloc = f"[{host}]" if ":" in host else host
-    if port is not None:
-        netloc = f"{netloc}:{port}"
-    shown = f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else netloc
-    return shown, netloc
+    return shown, netloc if port is None else f"{netloc}:{port}"
 
 
 def format_detail_value(value: Any) -> str:

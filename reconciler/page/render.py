@@ -3,9 +3,11 @@
 Two pages: the registry (`render_registry_html`, from `data.RegistryPage`) and a plan
 (`render_plan_html`, from the plan's JSON document, `render.plan_to_json_data`).
 
-Safe by construction: the environment autoescapes every value, and `finalize` makes
-control and bidirectional-override characters visible (`\\u202e`), so that a name or
-description made by hand in the database renders as the text it is. The one inline
+Safe by construction: the environment autoescapes every value, and `finalize` passes
+every value through `diagnostics.escape_text` (control, invisible and bidi-override
+characters visible as `\\u202e`, newlines as `\\n`, no line can start a workflow
+command when the page is printed in a CI log), so that a name or description made by
+hand in the database renders as the text it is. The one inline
 script and the one inline style are static files of this package; the
 Content-Security-Policy allows exactly them, by hash, and nothing else.
 """
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import quote
 
 from reconciler import __version__
+from reconciler.diagnostics import escape_text
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -35,26 +38,9 @@ _ACTION_FIELDS = (
 )  # fmt: skip
 # Top-level fields of the JSON plan shown in their own place, or not at all (fingerprints).
 _PLAN_FIELDS = (
-    "format_version", "llm_registry_version", "summary", "actions", "refusals", "warnings",
+    "format_version", "llm_registry_version", "target", "summary", "actions", "refusals", "warnings",
     "unmanaged", "unchecked_keys", "state_fingerprint", "spec_fingerprint",
 )  # fmt: skip
-
-
-def _shown(character: str) -> str:
-    return character if character.isprintable() or character in "\n\t" else f"\\u{ord(character):04x}"
-
-
-def visible_text(text: str) -> str:
-    """`text` with every non-printable character but newline and tab written as `\\uXXXX`.
-
-    The same rule as `inventory.terminal_text` (str.isprintable), where a page can keep
-    its line breaks: C0/C1 controls and the invisible format characters, bidirectional
-    overrides among them (a name that reads as another, "Trojan Source"), never reach
-    the browser as they are.
-    """
-    if text.isprintable():
-        return text
-    return "".join(_shown(character) for character in text)
 
 
 def _finalize(value: Any) -> Any:
@@ -62,13 +48,13 @@ def _finalize(value: Any) -> Any:
     from markupsafe import Markup
 
     if isinstance(value, str) and not isinstance(value, Markup):
-        return visible_text(value)
+        return escape_text(value)
     return value
 
 
 def _fragment(value: str) -> str:
     """A model name as a URL fragment (`#model-<fragment>`); the browser decodes it to the element's id."""
-    return quote(visible_text(value), safe="")
+    return quote(escape_text(value), safe="")
 
 
 @functools.lru_cache(maxsize=None)
@@ -171,6 +157,15 @@ def _extra_lines(document: Mapping[str, Any], known: tuple[str, ...]) -> list[tu
     ]
 
 
+def _target_lines(target: Any) -> list[tuple[str, str]]:
+    """(label, text) of where the plan applies: database, environment, revision (`Target.as_json`)."""
+    from reconciler.page.data import format_detail_value
+
+    if not isinstance(target, Mapping):
+        return []
+    return [(str(key), format_detail_value(value)) for key, value in target.items() if value not in (None, "")]
+
+
 def _review_order(action: Mapping[str, Any]) -> tuple[bool, int, str]:
     kinds = ("delete", "update", "create")
     kind = action.get("action")
@@ -205,6 +200,7 @@ def render_plan_html(plan: Mapping[str, Any], *, source: str | None = None) -> s
             "unchecked_keys": list(plan.get("unchecked_keys") or []),
         },
         summary=summary,
+        target=_target_lines(plan.get("target")),
         actions=actions,
         extra=_extra_lines(plan, _PLAN_FIELDS),
         source=source,

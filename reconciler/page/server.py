@@ -17,7 +17,8 @@ from socketserver import ThreadingMixIn
 from typing import Any, Callable, Iterable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from reconciler.page.render import content_security_policy, visible_text
+from reconciler.diagnostics import escape_text
+from reconciler.page.render import content_security_policy
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -115,7 +116,7 @@ class _Handler(WSGIRequestHandler):
     """One log line per request on stderr, control characters made visible (the path is the client's)."""
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        sys.stderr.write(visible_text(f"{self.address_string()} - {format % args}") + "\n")
+        sys.stderr.write(escape_text(f"{self.address_string()} - {format % args}") + "\n")
 
 
 def create_server(app: WSGIApp, host: str, port: int) -> WSGIServer:

@@ -81,19 +81,42 @@ def test_plan_format_html_keeps_the_exit_code(run_cli: RunCli, database_url: str
     assert_no_key(result.output)
 
 
-def test_report_renders_a_saved_plan(run_cli: RunCli, database_url: str, seeded: dict[str, str], tmp_path: Path) -> None:
-    planfile = tmp_path / "registry.plan"
-    planned = run_cli("plan", str(_plan_directory(tmp_path)), "--database-url", database_url, "--out", str(planfile))
+SIGNING = {"LLM_REGISTRY_ENCRYPTION_KEY": TEST_PASSPHRASE}
+
+
+@pytest.fixture
+def planfile(run_cli: RunCli, database_url: str, seeded: dict[str, str], tmp_path: Path) -> Path:
+    path = tmp_path / "registry.plan"
+    planned = run_cli("plan", str(_plan_directory(tmp_path)), "--database-url", database_url, "--out", str(path), env=SIGNING)
     assert planned.exit_code == 3, planned.output
+    return path
+
+
+def test_report_renders_a_saved_plan(run_cli: RunCli, planfile: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan.html"
     # no database needed: the plan file is all it reads
-    result = run_cli("report", "--html", str(out), "--plan", str(planfile), env={"LLM_REGISTRY_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    result = run_cli(
+        "report", "--html", str(out), "--plan", str(planfile),
+        env={**SIGNING, "LLM_REGISTRY_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.stderr.strip() == f"Wrote the plan page to {out}."
     html = out.read_text()
     assert "Plan: 0 to create, 1 to update, 0 to delete, 2 blocked." in html
     assert f"{planfile} · made " in html
     assert 'data-testid="plan-blocked-badge-nomic-embed"' in html
+    assert 'data-testid="plan-target"' in html and "<dt>database</dt>" in html
+
+
+def test_report_refuses_an_edited_plan_file(run_cli: RunCli, planfile: Path, tmp_path: Path) -> None:
+    planfile.write_text(planfile.read_text().replace("gliner-large", "gliner-evil"))
+    out = tmp_path / "plan.html"
+    result = run_cli("report", "--html", str(out), "--plan", str(planfile), env=SIGNING)
+    assert result.exit_code == 1
+    assert f"error: {planfile} was changed after plan wrote it" in result.stderr
+    assert not out.exists()
+    unsigned = run_cli("report", "--html", str(out), "--plan", str(planfile))
+    assert unsigned.exit_code == 1 and "LLM_REGISTRY_ENCRYPTION_KEY is not set" in unsigned.stderr
 
 
 @pytest.mark.parametrize(
@@ -106,7 +129,7 @@ def test_report_renders_a_saved_plan(run_cli: RunCli, database_url: str, seeded:
 def test_report_refuses_what_is_not_a_plan_file(run_cli: RunCli, tmp_path: Path, content: str, message: str) -> None:
     planfile = tmp_path / "bad.plan"
     planfile.write_text(content)
-    result = run_cli("report", "--html", str(tmp_path / "out.html"), "--plan", str(planfile))
+    result = run_cli("report", "--html", str(tmp_path / "out.html"), "--plan", str(planfile), env=SIGNING)
     assert result.exit_code == 1
     assert result.stderr.strip() == f"error: {planfile} {message}"
     assert not (tmp_path / "out.html").exists()

@@ -130,7 +130,7 @@ def test_ctrl_c_stops_it_cleanly_and_the_log_names_each_request(served: Served) 
     code, stdout, stderr = stop(served)
     assert code == 0, stderr
     assert stdout.strip() == "Stopped."
-    assert '"GET /?\\u001b[31mred HTTP/1.1" 200' in stderr
+    assert '"GET /?\\x1b[31mred HTTP/1.1" 200' in stderr
     assert "\x1b" not in stderr and "Traceback" not in stderr
 
 

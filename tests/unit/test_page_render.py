@@ -13,7 +13,7 @@ import pytest
 
 from reconciler.audit import StoredAuditEvent
 from reconciler.page.data import build_registry_page, endpoint_parts
-from reconciler.page.render import content_security_policy, render_plan_html, render_registry_html, visible_text
+from reconciler.page.render import content_security_policy, render_plan_html, render_registry_html
 from reconciler.render import plan_to_json_data
 from reconciler.secrets import key_fingerprint
 from reconciler.state import RegistryState
@@ -172,9 +172,10 @@ def test_never_a_key_only_whether_one_is_set(registry_html: str) -> None:
 
 def test_endpoint_credentials_and_query_are_not_shown(registry_html: str) -> None:
     assert "hunter2" not in registry_html and "token=abc" not in registry_html
-    assert "https://api.example.com:8443/v1" in registry_html
-    assert endpoint_parts("https://user:pw@[::1]:11434/x?y=1") == ("https://[::1]:11434/x", "[::1]:11434")
-    assert endpoint_parts("http://host:notaport/") == ("(unparseable)", None)
+    assert "https://***@api.example.com:8443/v1?token=***" in registry_html
+    assert endpoint_parts("https://user:pw@[::1]:11434/x?y=1") == ("https://***@[::1]:11434/x?y=1", "[::1]:11434")
+    assert endpoint_parts("http://host:notaport/") == ("http://host:notaport/", None)
+    assert endpoint_parts("/no/host") == ("/no/host", None)
     assert endpoint_parts(None) == (None, None)
 
 
@@ -191,8 +192,14 @@ def test_html_in_names_and_descriptions_is_text(registry_html: str) -> None:
 
 def test_control_and_bidi_characters_are_made_visible(registry_html: str) -> None:
     assert "\u202e" not in registry_html and "\x1b" not in registry_html
-    assert "evil\\u202eelif\\u001b[31m" in registry_html
-    assert visible_text("a\tb\nc\u2066d\x00") == "a\tb\nc\\u2066d\\u0000"
+    assert "evil\\u202eelif\\x1b[31m" in registry_html
+
+
+def test_data_cannot_start_a_workflow_command_when_the_page_is_printed_in_ci() -> None:
+    model = stored_model("m", description="ok\n::error file=x::forged\n::add-mask::y")
+    html = render_registry_html(build_registry_page(RegistryState((model,)), generated_at=WHEN))
+    assert not [line for line in html.splitlines() if line.lstrip().startswith("::")]
+    assert "ok\\n::error file=x::forged" in html
 
 
 def test_no_inline_handlers_styles_or_external_resources(registry_html: str) -> None:
