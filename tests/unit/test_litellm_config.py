@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from reconciler.diagnostics import format_text
 from reconciler.export import ExportModel
 from reconciler.litellm_config import export_litellm, import_litellm, litellm_entry, registry_name
@@ -143,3 +145,27 @@ def test_environment_references_and_an_azure_deployment_named_after_its_model(tm
     assert imported.definition["api_key"] == "${env:AZURE_API_KEY}" and imported.key_variable == "AZURE_API_KEY"
     assert imported.definition["parameters"] == {"context_window": 8192}
     assert (imported.location.line, imported.location.column) == (2, 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("model_list: {}\n", "1:1: error: not a LiteLLM proxy config: expected a mapping with a 'model_list:' list"),
+        ("model_list:\n  - just-a-name\n", "2:5: error: a model_list entry needs model_name and litellm_params; not imported"),
+        ("model_list:\n  - model_name: x\n    litellm_params: {model: 7}\n",
+         "2:5: error: a model_list entry needs model_name and litellm_params.model (strings); not imported"),
+        ("model_list:\n  - model_name: '!!!'\n    litellm_params: {model: openai/gpt-4o}\n",
+         "2:17: error: model_name '!!!' cannot be made a registry name; not imported"),
+        ("model_list:\n  - model_name: e\n    litellm_params: {model: ollama/nomic-embed-text}\n    model_info: {mode: embedding}\n",
+         "2:5: error: embedding model without a known vector size: add litellm_params.dimensions or model_info.output_vector_size; not imported"),
+        ("model_list:\n  - model_name: e\n    litellm_params: {model: anthropic/claude-x}\n    model_info: {mode: embedding}\n",
+         "3:29: error: anthropic does not serve embedding models; not imported"),
+    ],
+)
+def test_entries_that_cannot_be_read_are_reported_at_their_place(tmp_path: Path, text: str, expected: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    document, _ = load_file(config, "c.yaml")
+    assert document is not None
+    result = import_litellm(document)
+    assert result.models == () and [format_text(d) for d in result.diagnostics] == [f"c.yaml:{expected}"]
