@@ -11,7 +11,6 @@ from reconciler.diagnostics import format_text
 from reconciler.export import ExportModel
 from reconciler.litellm_config import export_litellm, import_litellm, litellm_entry, registry_name
 from reconciler.load import load_file
-from reconciler.providers import provider_from_litellm, requests_dimensions
 from reconciler.spec import MODEL_ADAPTER, desired_record
 from tests.factories import embedding_model, generation_model
 
@@ -71,24 +70,8 @@ def test_what_cannot_be_mapped_is_reported_at_its_line_and_a_literal_key_never_s
     assert all(LITERAL_KEY not in line and "sk-Imn" not in line for line in lines)
 
 
-def test_model_strings() -> None:
-    assert provider_from_litellm("ollama_chat/llama3") == ("ollama", "llama3")
-    assert provider_from_litellm("cohere_chat/command-r") == ("cohere", "command-r")
-    assert provider_from_litellm("claude-3-haiku-20240307") == ("anthropic", "claude-3-haiku-20240307")
-    assert provider_from_litellm("text-embedding-3-small") == ("openai", "text-embedding-3-small")
-    assert provider_from_litellm("bedrock/amazon.titan-embed-text-v2:0") is None
-    assert provider_from_litellm("vertex_ai/gemini-pro") is None
+def test_registry_names() -> None:
     assert registry_name("GPT 4o / EU") == "gpt-4o-eu" and registry_name("--x") == "x"
-
-
-def test_which_embedding_models_take_a_requested_size() -> None:
-    assert requests_dimensions("openai", "text-embedding-3-small")
-    assert not requests_dimensions("openai", "text-embedding-ada-002")
-    assert requests_dimensions("azure", "embeddings-small") and not requests_dimensions("azure", "ada-002")
-    assert requests_dimensions("gemini", "text-embedding-004") and requests_dimensions("gemini", "gemini-embedding-001")
-    assert not requests_dimensions("gemini", "embedding-001")
-    assert requests_dimensions("cohere", "embed-v4.0") and not requests_dimensions("cohere", "embed-english-v3.0")
-    assert not requests_dimensions("ollama", "nomic-embed-text")
 
 
 def _export_model(definition: dict[str, Any], key_variable: str | None = None) -> ExportModel:
