@@ -325,6 +325,14 @@ def require_schema_at_head(connection: "Connection") -> None:
         return
     head = head_revision()
     if current is None:
+        from reconciler import legacy
+
+        if legacy.has_story_table(connection):
+            raise RegistryError(
+                "the database has an llm_models table (the story's admin page's, it seems) but no llm-registry "
+                "schema yet: run `llm-registry db upgrade` to take it over in place (it checks the rows first "
+                "and changes nothing if one breaks a rule)"
+            )
         raise RegistryError(
             "the database has no llm-registry schema yet: run `llm-registry db upgrade` first"
         )

@@ -177,3 +177,17 @@ def test_rows_that_break_the_rules_stop_db_upgrade_with_exit_1_and_their_names(
     assert "Traceback" not in result.output
     current = run_cli("db", "current", "--database-url", unmigrated_database_url)
     assert "(none)" in current.stdout
+
+
+@pytest.mark.parametrize("args", [("list",), ("plan", "registry.d")])
+def test_before_db_upgrade_commands_say_the_table_can_be_taken_over(
+    run_cli: RunCli, admin_page_db: Engine, unmigrated_database_url: str, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    (tmp_path / "registry.d").mkdir()
+    result = run_cli(*args, "--database-url", unmigrated_database_url, env=ENV, cwd=tmp_path)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: the database has an llm_models table (the story's admin page's, it seems) but no llm-registry "
+        "schema yet: run `llm-registry db upgrade` to take it over in place (it checks the rows first and "
+        "changes nothing if one breaks a rule)"
+    )
