@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 from urllib.parse import urlsplit
 
+from reconciler.gc_pause import collector_paused
 from reconciler.spec import MODEL_TYPES, PARAMETER_FIELDS, PROVIDERS
 
 if TYPE_CHECKING:
@@ -216,6 +217,7 @@ def _runs(events: Iterable["StoredAuditEvent"]) -> tuple[RunView, ...]:
     return tuple(runs)
 
 
+@collector_paused()
 def build_registry_page(
     state: "RegistryState",
     *,

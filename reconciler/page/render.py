@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from reconciler import __version__
 from reconciler.diagnostics import escape_text
+from reconciler.gc_pause import collector_paused
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -45,9 +46,7 @@ _PLAN_FIELDS = (
 
 def _finalize(value: Any) -> Any:
     # Runs on every {{ expression }} before autoescaping; Markup (our own HTML) passes.
-    from markupsafe import Markup
-
-    if isinstance(value, str) and not isinstance(value, Markup):
+    if type(value) is str:  # noqa: E721 - exactly str: Markup is a str subclass and must pass
         return escape_text(value)
     return value
 
@@ -130,6 +129,7 @@ def _render(template: str, **context: Any) -> str:
     )
 
 
+@collector_paused()  # a page of 10,000 models allocates millions of short-lived strings
 def render_registry_html(page: "RegistryPage") -> str:
     """The registry page: model table with type tabs and provider filter, model details, audit runs."""
     return _render("registry.html.j2", page=page, type_labels=TYPE_LABELS)
@@ -172,6 +172,7 @@ def _review_order(action: Mapping[str, Any]) -> tuple[bool, int, str]:
     return (not action.get("blocked"), kinds.index(kind) if kind in kinds else len(kinds), str(action.get("name")))
 
 
+@collector_paused()
 def render_plan_html(plan: Mapping[str, Any], *, source: str | None = None) -> str:
     """A plan as a page: summary, blocked changes first with their KBs, each field `before -> after`.
 
