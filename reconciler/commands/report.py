@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from reconciler.commands._common import database_url_option
-from reconciler.errors import EXIT_OK
+from reconciler.errors import EXIT_OK, RegistryError
 
 
 def write_page(out: str, html: str) -> None:
@@ -19,8 +19,13 @@ def write_page(out: str, html: str) -> None:
         sys.stdout.write(html)
         return
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise RegistryError(f"cannot write the page to {out}: it is a directory (give a file name, e.g. {path / 'registry.html'})")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise RegistryError(f"cannot write the page to {out}: {error.strerror or error}") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(html)
@@ -57,7 +62,6 @@ def command(out: str, planfile: Path | None, database_url: str | None) -> int:
     if planfile is not None:
         import json
 
-        from reconciler.errors import RegistryError
         from reconciler.planfile import document_mac, read_planfile, signing_passphrase
 
         # Only a plan whose signature holds is shown: a page must not present an edited

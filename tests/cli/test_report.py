@@ -133,3 +133,16 @@ def test_report_refuses_what_is_not_a_plan_file(run_cli: RunCli, tmp_path: Path,
     assert result.exit_code == 1
     assert result.stderr.strip() == f"error: {planfile} {message}"
     assert not (tmp_path / "out.html").exists()
+
+
+def test_report_to_a_path_it_cannot_write(run_cli: RunCli, database_url: str, seeded: dict[str, str], tmp_path: Path) -> None:
+    result = run_cli("report", "--html", str(tmp_path), "--database-url", database_url)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"error: cannot write the page to {tmp_path}: it is a directory (give a file name, e.g. {tmp_path / 'registry.html'})"
+    )
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_cli("report", "--html", str(blocker / "registry.html"), "--database-url", database_url)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: cannot write the page to {blocker / 'registry.html'}: File exists"
