@@ -101,6 +101,17 @@ def find_postgres_bindir(environ: Mapping[str, str] | None = None) -> Path:
     raise RegistryError(f"no PostgreSQL server binaries (initdb, pg_ctl, postgres) found: {INSTALL_HINT}")
 
 
+def require_postgres_binaries() -> None:
+    """For scripts: print the one-step install hint and exit 1 when there are no server binaries."""
+    import sys
+
+    try:
+        find_postgres_bindir()
+    except RegistryError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 # Unix socket paths are limited to 107 bytes (sun_path); keep a margin.
 _SOCKET_PATH_LIMIT = 100
 _PORT = 5432  # names the socket file only: the cluster listens on no TCP port

@@ -14,6 +14,9 @@ source scripts/venv.sh
 install_into_venv .
 run() { echo; echo "\$ llm-registry $*"; "$PY" -m reconciler "$@"; }
 
+# Without PostgreSQL's server binaries, say how to get them before doing anything.
+"$PY" -c 'from reconciler.embedded import require_postgres_binaries; require_postgres_binaries()' || exit 1
+
 unset LLM_REGISTRY_DATABASE_URL   # the demo uses the embedded default,
 export LLM_REGISTRY_EMBEDDED=1      # on purpose (in CI a missing URL is otherwise an error)
 HOME_DIR="${LLM_REGISTRY_HOME:-.llm-registry}"   # where the embedded cluster lives too
