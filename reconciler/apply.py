@@ -364,7 +364,10 @@ def apply_registry(
         events = write_changes(connection, plan, state, keys, passphrase, {r.name: r for r in results}, options.skip_connection_tests)
         ids = {event.model_name: event.model_id for event in events}
         events = [connection_tested_event(r, ids.get(r.name)) for r in results] + events
-        write_audit_events(connection, events, run_id=options.run_id, actor=options.actor, source_revision=options.revision)
+        write_audit_events(
+            connection, events, run_id=options.run_id, actor=options.actor, source_revision=options.revision,
+            environment=options.environment,
+        )  # fmt: skip
         if options.dry_run:
             transaction.rollback()
         else:

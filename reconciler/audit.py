@@ -176,8 +176,11 @@ def write_audit_events(
     run_id: str,
     actor: str,
     source_revision: str | None,
+    environment: str | None = None,
 ) -> int:
     """INSERT the events (one statement) in the caller's transaction; returns how many.
+
+    `environment` is the run's `--environment` (NULL when none was named).
 
     `occurred_at` is the column default, `clock_timestamp()`: the moment of the insert,
     so events of consecutive runs are in order whatever their transactions waited for.
@@ -195,6 +198,7 @@ def write_audit_events(
             "model_id": event.model_id,
             "actor": actor,
             "source_revision": source_revision,
+            "environment": environment,
             "details": dict(event.details),
         }
         for event in events

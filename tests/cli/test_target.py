@@ -123,4 +123,4 @@ def test_a_plan_file_applies_only_to_its_environment(
     # the plan file's own environment and revision, though this shell has neither
     assert "Target: database " in applied.stdout and ", environment staging, revision fedcba987654" in applied.stdout
     assert set(models_by_name(engine)) == {"nomic-embed", "gpt-4o-mini"}
-    assert {event["source_revision"] for event in audit_events(engine)} == {REVISION}
+    assert {(event["source_revision"], event["environment"]) for event in audit_events(engine)} == {(REVISION, "staging")}

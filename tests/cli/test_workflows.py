@@ -111,7 +111,7 @@ def test_apply_on_merge_applies_the_plan_it_made_and_audits_the_environment(
     assert job.step("Apply").outputs["has-changes"] == "true" and job.step("Apply").outputs["exit-code"] == "0"
     assert set(models_by_name(engine)) == {"nomic-embed", "gpt-4o-mini"}
     events = audit_events(engine)
-    assert {e["source_revision"] for e in events} == {SHA} and {e["actor"] for e in events} == {"octocat"}
+    assert {(e["source_revision"], e["environment"], e["actor"]) for e in events} == {(SHA, "production", "octocat")}
     assert "Apply complete: 2 created" in job.summary and CANARY_KEY not in job.log + job.summary
 
     again = simulated.run(TEMPLATES / "registry-apply.yml", event_name="push", event={"ref": "refs/heads/main"}, sha=SHA)
