@@ -2,7 +2,7 @@
 # Step 2 of the llm-registry action: run one command, report its outcome as step outputs.
 #
 #   validate  validate --format github (errors annotate the diff)
-#   plan      plan --detailed-exitcode --out PLANFILE, and on a pull request --pr-comment
+#   plan      plan --detailed-exitcode, and on a pull request --pr-comment
 #             (one sticky comment, annotations, job summary); fails on errors and blocked plans
 #   apply     db upgrade, plan --out PLANFILE, apply PLANFILE: made and applied in this job
 #   dry-run   apply --dry-run: everything, connection tests included, then rolled back
@@ -49,7 +49,7 @@ case "$command" in
         run validate "${directories[@]}" --format github
         ;;
     plan)
-        args=(plan "${directories[@]}" --detailed-exitcode --out "$plan_file")
+        args=(plan "${directories[@]}" --detailed-exitcode)
         if [ "${INPUT_PR_COMMENT:-true}" = true ] && [[ "${GITHUB_EVENT_NAME:-}" == pull_request* ]]; then
             args+=(--pr-comment)
         fi
