@@ -162,3 +162,28 @@ def test_the_plan_agrees_with_a_naive_diff(scenario: Any) -> None:
         }
         actual[action.name] = (action.kind, {} if action.kind == "delete" else changes)
     assert (actual, list(plan.unmanaged)) == naive_plan(spec, state, keys)
+
+
+def _documented_digest(document: Any) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenarios())
+def test_fingerprints_are_digests_of_their_documented_json(scenario: Any) -> None:
+    # Plan files carry both: computed row by row, they must stay the digest of the whole document.
+    models, state, keys = scenario
+    spec = spec_of(models)
+    plan = compute_plan(spec, state, keys)
+    assert plan.state_fingerprint == _documented_digest(
+        {
+            "models": sorted(([m.id, m.name, m.managed_by, dict(m.record)] for m in state.models), key=lambda row: row[1]),
+            "knowledge_bases": sorted([kb.id, kb.name, kb.embedding_model_id, kb.generation_model_id] for kb in state.knowledge_bases),
+        }
+    )
+    assert plan.spec_fingerprint == _documented_digest(
+        [[m.name, sorted(m.previous_names), desired_record(m)] for m in spec.models]
+    )
