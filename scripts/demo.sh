@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole flow on a fresh clone, with nothing but Python and the PostgreSQL binaries:
-#   validate -> db upgrade -> plan -> apply (connection tests) -> plan (no changes) -> list -> audit
+#   validate -> db upgrade -> plan -> apply (connection tests) -> plan (no changes) -> list -> audit -> report --html
 #
 # The database is the embedded default (a cluster of its own under ./.llm-registry/,
 # on a Unix socket); providers are the local fake provider on 127.0.0.1, so no key
@@ -63,5 +63,7 @@ run apply "$DEMO_DIR" --auto-approve
 run plan "$DEMO_DIR" --detailed-exitcode
 run list
 run audit
+run report --html "$HOME_DIR/registry.html"
 echo
 echo "Done. The registry lives in the embedded database under $HOME_DIR/ (stop it: llm-registry db stop)."
+echo "See it in a browser: open $HOME_DIR/registry.html, or run llm-registry serve (http://127.0.0.1:8080/)."

@@ -41,8 +41,10 @@ def test_demo_runs_the_whole_flow_and_a_second_run_changes_nothing(demo_home: Pa
     first = run_demo(demo_home, "--reset")
     assert first.returncode == 0, first.stdout + first.stderr
     out = first.stdout
-    for step in ("validate", "db upgrade", "plan", "apply", "list", "audit"):
+    for step in ("validate", "db upgrade", "plan", "apply", "list", "audit", "report --html"):
         assert f"$ llm-registry {step}" in out
+    page = (demo_home / "registry.html").read_text()
+    assert page.count('data-testid="model-row-') == 11 and "demo-openai-key" not in page
     assert "valid, 11 models in 6 files" in out
     assert "Plan: 11 to create, 0 to update, 0 to delete, 0 blocked." in out
     assert "Testing connections of 11 models" in out and "FAIL" not in out
