@@ -51,7 +51,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler import MANAGED_BY  # noqa: E402
-from reconciler.secrets import ENCRYPTION_KEY_ENV, PGP_OPTIONS, key_fingerprint  # noqa: E402
+from reconciler.secrets import ENCRYPTION_KEY_ENV, encrypt_api_key, key_fingerprint  # noqa: E402
 from reconciler.spec import MODEL_ADAPTER, RECORD_FIELDS, desired_record  # noqa: E402
 from reconciler.tables import column_name  # noqa: E402
 
@@ -426,9 +426,7 @@ def run_size(scratch: ScratchDatabase, size: int, repeat: int, workdir: Path) ->
     floor_argv = [sys.executable, "-c", FLOOR, str(directory), scratch.conninfo]
 
     with psycopg.connect(scratch.conninfo) as connection:
-        ciphertext = connection.execute(
-            f"SELECT pgp_sym_encrypt(%s, %s, '{PGP_OPTIONS}')", (KEY_VALUES["OPENAI_API_KEY"], PASSPHRASE)
-        ).fetchone()[0]
+        ciphertext = encrypt_api_key(KEY_VALUES["OPENAI_API_KEY"], PASSPHRASE)
         connection.execute("TRUNCATE knowledge_bases, llm_models")
         copy_rows(connection, rows, ciphertext)
         connection.commit()

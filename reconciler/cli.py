@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "import": "import_litellm",
     "report": "report",
     "serve": "serve",
+    "rotate-encryption-key": "rotate",
 }
 
 # command name -> its short help, exactly as Click derives it from the command's
@@ -55,6 +56,7 @@ SUMMARIES: dict[str, str] = {
     "import": "Turn a LiteLLM proxy config's model_list into registry files.",
     "report": "Write the registry as one self-contained HTML page: no network, works offline and as a CI artifact.",
     "serve": "Serve the registry page (the one `report --html` writes), live and read-only.",
+    "rotate-encryption-key": "Re-encrypt every stored API key under a new passphrase, in one transaction.",
 }
 
 EXIT_INTERRUPTED = 130

@@ -14,7 +14,7 @@ from typing import Mapping
 from reconciler.errors import RegistryError
 from reconciler.plan import KEY_UNKNOWN, Plan, compute_plan
 from reconciler.policy import apply_policies
-from reconciler.secrets import ENCRYPTION_KEY_ENV, key_fingerprint, resolve_reference
+from reconciler.secrets import ENCRYPTION_KEY_ENV, key_fingerprint, resolve_reference, verify_passphrase
 from reconciler.spec import RegistrySpec
 from reconciler.state import RegistryState
 from reconciler.validate import ValidationResult, validate_directory
@@ -74,6 +74,11 @@ def plan_registry(
     *,
     allow_delete_all: bool = False,
 ) -> PlannedRun:
-    """Compute the plan of `registry` against `state` and apply the policies."""
+    """Compute the plan of `registry` against `state` and apply the policies.
+
+    A passphrase that does not open the registry's passphrase check (or a stored key)
+    is a RegistryError naming the variable: with it every key would look changed.
+    """
+    verify_passphrase(state.passphrase_probe, environ.get(ENCRYPTION_KEY_ENV) or None)
     raw = compute_plan(registry, state, key_fingerprints(registry, environ))
     return PlannedRun(registry, state, apply_policies(raw, state, allow_delete_all=allow_delete_all))

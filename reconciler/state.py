@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from reconciler import MANAGED_BY
 from reconciler.gc_pause import collector_paused
+
+if TYPE_CHECKING:
+    from reconciler.secrets import PassphraseProbe
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,15 @@ class KnowledgeBase:
 
 @dataclass(frozen=True)
 class RegistryState:
-    """The whole registry: every model row and every KB reference."""
+    """The whole registry: every model row and every KB reference.
+
+    `passphrase_probe` is what the passphrase must open (`secrets.read_passphrase_probe`):
+    None when no key is stored yet.
+    """
 
     models: tuple[StoredModel, ...] = ()
     knowledge_bases: tuple[KnowledgeBase, ...] = ()
+    passphrase_probe: "PassphraseProbe | None" = field(default=None, compare=False)
     _kbs_by_model: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -139,7 +147,7 @@ _BATCH = 5000  # rows per fetch of read_state
 
 @collector_paused()
 def read_state(connection: Any) -> RegistryState:
-    """Read the whole registry in two queries (models, then KBs), whatever its size.
+    """Read the whole registry in three queries (models, KBs, passphrase probe), whatever its size.
 
     `connection` is a SQLAlchemy Connection on a database at the head revision. Each
     `StoredModel.record` has every `spec.RECORD_FIELDS` key; `record["api_key"]` is the
@@ -149,6 +157,7 @@ def read_state(connection: Any) -> RegistryState:
     # Imported here: `validate` imports this module (for the types) and must not load SQLAlchemy.
     from sqlalchemy import select
 
+    from reconciler.secrets import read_passphrase_probe
     from reconciler.spec import RECORD_FIELDS
     from reconciler.tables import column_name, knowledge_bases, llm_models
 
@@ -194,7 +203,7 @@ def read_state(connection: Any) -> RegistryState:
         )
         for kb_id, name, embedding, generation in kb_rows
     )
-    return RegistryState(models=tuple(models), knowledge_bases=kbs)
+    return RegistryState(models=tuple(models), knowledge_bases=kbs, passphrase_probe=read_passphrase_probe(connection))
 
 
 def stored_key_names(connection: Any) -> frozenset[str]:

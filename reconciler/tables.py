@@ -28,6 +28,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     Table,
     Text,
     text,
@@ -196,3 +197,15 @@ Index("ix_registry_audit_events_model_name", registry_audit_events.c.model_name,
 Index("ix_registry_audit_events_model_id", registry_audit_events.c.model_id, registry_audit_events.c.id)
 Index("ix_registry_audit_events_run_id", registry_audit_events.c.run_id)
 Index("ix_registry_audit_events_occurred_at", registry_audit_events.c.occurred_at)
+
+# One row (id = 1): an OpenPGP message of secrets.PASSPHRASE_CHECK_TEXT under the
+# registry's passphrase, so that a wrong LLM_REGISTRY_ENCRYPTION_KEY is refused instead
+# of making every key look changed (migration 0003, reconciler.secrets).
+llm_registry_encryption = Table(
+    "llm_registry_encryption",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, server_default=text("1")),
+    Column("passphrase_check", LargeBinary, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")),
+    CheckConstraint("id = 1", name="single_row"),
+)

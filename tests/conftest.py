@@ -271,14 +271,15 @@ SELECT md5(concat_ws('|',
   (SELECT string_agg(version_num, ',') FROM llm_registry_schema_version),
   (SELECT count(*) FROM llm_models)::text,
   (SELECT count(*) FROM knowledge_bases)::text,
-  (SELECT count(*) FROM registry_audit_events)::text
+  (SELECT count(*) FROM registry_audit_events)::text,
+  (SELECT count(*) FROM llm_registry_encryption)::text
 ))
 """
 
 _RESET_SQL = [
     # the audit table refuses TRUNCATE by trigger; only the harness may, inside this transaction
     "ALTER TABLE registry_audit_events DISABLE TRIGGER registry_audit_events_no_truncate",
-    "TRUNCATE registry_audit_events, knowledge_bases, llm_models RESTART IDENTITY",
+    "TRUNCATE registry_audit_events, knowledge_bases, llm_models, llm_registry_encryption RESTART IDENTITY",
     "ALTER TABLE registry_audit_events ENABLE TRIGGER registry_audit_events_no_truncate",
 ]
 

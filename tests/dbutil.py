@@ -80,13 +80,10 @@ def insert_model(
     values = [f":{name}" for name in names]
     params = dict(row)
     if api_key is not None:
+        # made in this process, as the registry does: the key never reaches the server
         names += ["api_key", "api_key_fingerprint"]
-        values += [secrets.ENCRYPT_SQL, ":api_key_fingerprint"]
-        params.update(
-            api_key=api_key,
-            passphrase=passphrase,
-            api_key_fingerprint=secrets.key_fingerprint(api_key, passphrase),
-        )
+        values += [":api_key", ":api_key_fingerprint"]
+        params.update(secrets.api_key_columns(api_key, passphrase))
     sql = f"INSERT INTO llm_models ({', '.join(names)}) VALUES ({', '.join(values)}) RETURNING id"
     return str(connection.execute(text(sql), params).scalar_one())
 
@@ -95,10 +92,12 @@ def insert_stored_model(connection: "Connection", model: StoredModel) -> str:
     """INSERT a `factories.stored_model(...)` as a row (same id, name, ownership, record).
 
     A record whose `api_key` holds a fingerprint gets placeholder ciphertext beside it
-    (the table wants both or neither); that ciphertext does not decrypt to a real key.
+    (the table wants both or neither): a real message under TEST_PASSPHRASE (so the
+    passphrase guard accepts the tests' passphrase), of the text "placeholder".
     """
     from sqlalchemy import text
 
+    from reconciler import pgp
     from reconciler.tables import column_name
 
     columns = {column_name(field): model.record[field] for field in RECORD_FIELDS if field != "api_key"}
@@ -107,8 +106,9 @@ def insert_stored_model(connection: "Connection", model: StoredModel) -> str:
     values = [f":{name}" for name in names]
     if model.record.get("api_key") is not None:
         names += ["api_key", "api_key_fingerprint"]
-        values += ["pgp_sym_encrypt('placeholder', 'placeholder')", ":api_key_fingerprint"]
+        values += [":api_key", ":api_key_fingerprint"]
         row["api_key_fingerprint"] = model.record["api_key"]
+        row["api_key"] = pgp.encrypt("placeholder", TEST_PASSPHRASE)
     sql = f"INSERT INTO llm_models ({', '.join(names)}) VALUES ({', '.join(values)}) RETURNING id"
     return str(connection.execute(text(sql), row).scalar_one())
 
@@ -147,7 +147,7 @@ def count_rows(connection: "Connection", table: str) -> int:
     """SELECT count(*) of one of the registry's tables."""
     from sqlalchemy import text
 
-    if table not in ("llm_models", "knowledge_bases", "registry_audit_events"):
+    if table not in ("llm_models", "knowledge_bases", "registry_audit_events", "llm_registry_encryption"):
         raise ValueError(table)
     return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 

@@ -38,7 +38,7 @@ def snapshot(engine: Any) -> dict[str, list[dict[str, Any]]]:
     with engine.connect() as connection:
         return {
             table: [dict(row) for row in connection.execute(text(f"SELECT * FROM {table} ORDER BY 1")).mappings()]
-            for table in ("llm_models", "knowledge_bases", "registry_audit_events")
+            for table in ("llm_models", "knowledge_bases", "registry_audit_events", "llm_registry_encryption")
         }
 
 

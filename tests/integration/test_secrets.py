@@ -30,6 +30,25 @@ def test_the_stored_bytes_do_not_contain_the_key(connection: Connection) -> None
     assert row["api_key_fingerprint"] == secrets.key_fingerprint(CANARY_KEY, TEST_PASSPHRASE)
 
 
+def test_the_kb_application_reads_the_stored_key_with_pgp_sym_decrypt(connection: Connection) -> None:
+    """The contract with the KB application: the column opens in SQL with the passphrase."""
+    insert_model(connection, name="m", type="generation", provider="openai", api_key=CANARY_KEY)
+    decrypted = connection.execute(
+        text("SELECT pgp_sym_decrypt(api_key, :p) FROM llm_models WHERE name = 'm'"), {"p": TEST_PASSPHRASE}
+    ).scalar_one()
+    assert decrypted == CANARY_KEY
+
+
+def test_keys_pgcrypto_stored_are_read_too(connection: Connection) -> None:
+    """Rows the story's admin page wrote with pgp_sym_encrypt (any options) are read in the client."""
+    model_id = insert_model(connection, name="admin-page", type="generation", provider="openai", api_key=CANARY_KEY)
+    connection.execute(
+        text("UPDATE llm_models SET api_key = pgp_sym_encrypt(:k, :p, 'compress-algo=1') WHERE id = :id"),
+        {"k": CANARY_KEY, "p": TEST_PASSPHRASE, "id": model_id},
+    )
+    assert secrets.decrypt_api_keys(connection, [model_id], TEST_PASSPHRASE) == {model_id: CANARY_KEY}
+
+
 def test_round_trip_through_the_sqlalchemy_helpers(connection: Connection) -> None:
     new_id = connection.execute(
         insert(llm_models)
@@ -69,7 +88,7 @@ def test_a_wrong_passphrase_is_a_clear_error_and_the_transaction_survives(connec
     message = caught.value.message
     assert "good-model" in message and "LLM_REGISTRY_ENCRYPTION_KEY" in message
     assert CANARY_KEY not in message and "not-the-passphrase" not in message
-    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert caught.value.__cause__ is None and (caught.value.__context__ is None or caught.value.__suppress_context__)
     # the caller's transaction is still usable
     assert connection.execute(select(llm_models.c.name)).scalar_one() == "good-model"
 

@@ -49,9 +49,39 @@ def test_the_fingerprint_is_keyed_with_a_derived_key() -> None:
     assert fingerprint != hmac.new(b"passphrase", CANARY_KEY.encode(), hashlib.sha256).hexdigest()
 
 
-def test_the_encrypt_expression_binds_key_and_passphrase() -> None:
-    expression = secrets.encrypt_expression(CANARY_KEY, "passphrase")
-    sql = str(expression.compile())
-    assert CANARY_KEY not in sql and "passphrase" not in sql.replace("api_key_passphrase", "")
-    assert "pgp_sym_encrypt" in sql and "compress-algo=0" in sql
-    assert CANARY_KEY not in secrets.ENCRYPT_SQL
+def test_keys_are_stored_as_messages_made_here() -> None:
+    from reconciler import pgp
+
+    columns = secrets.api_key_columns(CANARY_KEY, "passphrase")
+    assert isinstance(columns["api_key"], bytes) and CANARY_KEY.encode() not in columns["api_key"]
+    assert pgp.decrypt(columns["api_key"], "passphrase") == CANARY_KEY
+    assert columns["api_key_fingerprint"] == secrets.key_fingerprint(CANARY_KEY, "passphrase")
+
+
+def test_each_distinct_key_is_encrypted_once() -> None:
+    stored = secrets.stored_keys({"a": CANARY_KEY, "b": CANARY_KEY, "c": "sk-other"}, "passphrase")
+    assert stored["a"] is stored["b"] and stored["a"].ciphertext != stored["c"].ciphertext
+    assert CANARY_KEY not in repr(stored)
+    assert secrets.stored_keys({}, None) == {}
+    with pytest.raises(RegistryError, match="LLM_REGISTRY_ENCRYPTION_KEY"):
+        secrets.stored_keys({"a": CANARY_KEY}, None)
+
+
+def test_the_passphrase_check_refuses_a_wrong_passphrase_naming_the_variable() -> None:
+    from reconciler import pgp
+
+    check = secrets.PassphraseProbe(pgp.encrypt(secrets.PASSPHRASE_CHECK_TEXT, "right"))
+    secrets.verify_passphrase(check, "right")
+    secrets.verify_passphrase(check, None)  # nothing to compare
+    secrets.verify_passphrase(None, "anything")  # nothing stored yet
+    with pytest.raises(RegistryError) as caught:
+        secrets.verify_passphrase(check, "wrong-passphrase-xyz")
+    assert "LLM_REGISTRY_ENCRYPTION_KEY is not the passphrase" in caught.value.message
+    assert "passphrase check" in caught.value.message and "wrong-passphrase-xyz" not in caught.value.message
+    row_probe = secrets.PassphraseProbe(pgp.encrypt(CANARY_KEY, "right"), model="gpt-4o")
+    with pytest.raises(RegistryError, match="does not open the stored API key of gpt-4o") as caught:
+        secrets.verify_passphrase(row_probe, "wrong")
+    assert CANARY_KEY not in caught.value.message and CANARY_KEY not in repr(row_probe)
+    # a check of another text (not ours) is refused too
+    with pytest.raises(RegistryError):
+        secrets.verify_passphrase(secrets.PassphraseProbe(pgp.encrypt("something else", "right")), "right")
