@@ -26,19 +26,18 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from reconciler import MANAGED_BY
 from reconciler.audit import AuditEvent, connection_tested_event, new_run_id, record_aborted_tests, write_audit_events
 from reconciler.connection import ConnectionResult, ConnectionTarget, run_connection_tests, target_from_model
 from reconciler.db import LOCK_NOT_AVAILABLE, set_local_lock_timeout, sqlstate
 from reconciler.errors import EXIT_BLOCKED, RegistryError
 from reconciler.pipeline import plan_registry
-from reconciler.references import redact_endpoint
-from reconciler.plan import KEY_CHANGED, Action, Plan
+from reconciler.plan import Plan
 from reconciler.planfile import SavedPlan, check_saved_plan, check_saved_target
-from reconciler.secrets import ENCRYPTION_KEY_ENV, api_key_columns, encryption_passphrase, resolve_reference
-from reconciler.spec import PARAMETER_FIELDS, RECORD_FIELDS, ModelDefinition, RegistrySpec, env_reference_name, yaml_field_name
-from reconciler.state import RegistryState, read_state
+from reconciler.secrets import ENCRYPTION_KEY_ENV, encryption_passphrase, resolve_reference
+from reconciler.spec import ModelDefinition, RegistrySpec, env_reference_name
+from reconciler.state import read_state
 from reconciler.target import database_identity
+from reconciler.writes import write_changes
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -202,104 +201,6 @@ def resolve_keys(registry: RegistrySpec, environ: Mapping[str, str]) -> tuple[di
         raise RegistryError(f"API key variables are not set: {listing}. Apply needs every key; nothing was written")
     passphrase = encryption_passphrase(environ) if keys else None
     return keys, passphrase
-
-
-# ----------------------------------------------------------------------------- writes
-
-
-def _columns(record: Mapping[str, Any]) -> dict[str, Any]:
-    from reconciler.tables import column_name
-
-    return {column_name(name): record[name] for name in RECORD_FIELDS if name != "api_key"}
-
-
-def _write_order(plan: Plan) -> list[Action]:
-    """Updates that clear a default first, then deletes, other updates, creates."""
-    def clears_default(action: Action) -> bool:
-        return action.kind == "update" and any(c.field == "is_default" and c.before and not c.after for c in action.changes)
-
-    clearing = [a for a in plan.actions if clears_default(a)]
-    rest = [a for a in plan.actions if not clears_default(a)]
-    order = {"delete": 0, "update": 1, "create": 2}
-    return clearing + sorted(rest, key=lambda a: (order[a.kind], a.name))
-
-
-def _config_details(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A model's configuration for an audit record: YAML field names, key as `set`."""
-    details: dict[str, Any] = {}
-    for name in RECORD_FIELDS:
-        value = redact_endpoint(record[name]) if name == "api_endpoint" else record[name]
-        if name == "api_key":
-            details["api_key"] = "set" if value is not None else None
-        elif value is not None or name not in PARAMETER_FIELDS:
-            details[yaml_field_name(name)] = value
-    return details
-
-
-def _change_details(action: Action) -> dict[str, Any]:
-    """Changed fields only, `{field: {before, after}}`; the key only as `changed`."""
-    changes: dict[str, Any] = {}
-    for change in action.changes:
-        if change.field == "api_key":
-            changes["api_key"] = "changed" if change.after == KEY_CHANGED else f"{change.before} -> {change.after}"
-        else:
-            before, after = change.before, change.after
-            if change.field == "api_endpoint":  # a row made by hand may hold user:password@
-                before, after = redact_endpoint(before), redact_endpoint(after)
-            changes[yaml_field_name(change.field)] = {"before": before, "after": after}
-    return changes
-
-
-def write_changes(
-    connection: "Connection",
-    plan: Plan,
-    state: RegistryState,
-    keys: Mapping[str, str],
-    passphrase: str | None,
-    tested: Mapping[str, ConnectionResult],
-    skip_connection_tests: bool,
-) -> list[AuditEvent]:
-    """Execute the plan's writes in a safe order; return the audit events describing them."""
-    from sqlalchemy import delete, insert, update
-    from sqlalchemy.exc import IntegrityError
-
-    from reconciler.tables import llm_models
-
-    rows = {row.id: row for row in state.models}
-    events: list[AuditEvent] = []
-    for action in _write_order(plan):
-        test = tested.get(action.name)
-        test_note: Any = test.status if test else ("skipped" if skip_connection_tests and action.kind != "delete" else None)
-        try:
-            if action.kind == "delete":
-                connection.execute(delete(llm_models).where(llm_models.c.id == action.model_id))
-                row = rows[action.model_id or ""]
-                details = {"knowledge_bases": list(action.knowledge_bases), "kb_count": len(action.knowledge_bases), "configuration": _config_details(row.record)}
-                events.append(AuditEvent("MODEL_DELETED", action.name, action.model_id, details))
-            elif action.kind == "update":
-                assert action.desired is not None
-                values = _columns(action.desired) | {"name": action.name, "managed_by": MANAGED_BY}
-                if "api_key" in action.changed_fields():
-                    values |= api_key_columns(keys.get(action.name), passphrase)
-                connection.execute(update(llm_models).where(llm_models.c.id == action.model_id).values(**values))
-                details = {"changes": _change_details(action), "connection_test": test_note}
-                if action.previous_name:
-                    details["renamed_from"] = action.previous_name
-                if action.adopt:
-                    details["adopted"] = True
-                events.append(AuditEvent("MODEL_UPDATED", action.name, action.model_id, details))
-            else:
-                assert action.desired is not None
-                values = _columns(action.desired) | {"name": action.name, "managed_by": MANAGED_BY}
-                values |= api_key_columns(keys.get(action.name), passphrase)
-                new_id = connection.execute(insert(llm_models).values(**values).returning(llm_models.c.id)).scalar_one()
-                details = {"configuration": _config_details(action.desired), "connection_test": test_note}
-                events.append(AuditEvent("MODEL_CREATED", action.name, str(new_id), details))
-        except IntegrityError as error:
-            constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
-            reason = f"violates {constraint}" if constraint else "violates a constraint"
-            raise RegistryError(f"the database refused to {action.kind} {action.name!r} ({reason}); nothing was written") from None
-    return events
 
 
 def _test_targets(plan: Plan, registry: RegistrySpec, keys: Mapping[str, str]) -> list[ConnectionTarget]:
