@@ -100,6 +100,8 @@ def _only_markers(value: Any) -> bool:
 
 def _refuse_key_values(value: Any) -> None:
     """Refuse `api_key` entries that are not markers: a key must never reach the audit table."""
+    if value is None or isinstance(value, (str, int, float)):
+        return  # most values are scalars: skip the (slow) typing.Mapping check for them
     if isinstance(value, Mapping):
         for key, item in value.items():
             if key == "api_key" and not _only_markers(item):

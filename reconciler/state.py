@@ -117,6 +117,8 @@ def update_with_json_array(digest: Any, elements: Iterable[Any]) -> None:
 # old definition then read as "unknown", never as drifted.
 APPLIED_FINGERPRINT_VERSION = "llm-registry/applied/v1"
 _FLOAT_FIELDS = ("temperature", "top_p")
+# One encoder for every digest (json.dumps with separators builds a new one per call).
+_DIGEST_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
 def applied_fingerprint(name: str, record: Mapping[str, Any]) -> str:
@@ -138,7 +140,7 @@ def applied_fingerprint(name: str, record: Mapping[str, Any]) -> str:
         if value is not None and name_of_field in _FLOAT_FIELDS:
             value = float(value)
         values.append(value)
-    payload = json.dumps([APPLIED_FINGERPRINT_VERSION, name, values], separators=(",", ":"), ensure_ascii=False)
+    payload = _DIGEST_ENCODER.encode([APPLIED_FINGERPRINT_VERSION, name, values])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
