@@ -180,7 +180,7 @@ def write_audit_events(
     source_revision: str | None,
     environment: str | None = None,
 ) -> int:
-    """INSERT the events (one statement) in the caller's transaction; returns how many.
+    """COPY the events (one statement) in the caller's transaction; returns how many.
 
     `environment` is the run's `--environment` (NULL when none was named).
 
@@ -188,10 +188,6 @@ def write_audit_events(
     so events of consecutive runs are in order whatever their transactions waited for.
     Nothing is committed here.
     """
-    from sqlalchemy import insert
-
-    from reconciler.tables import registry_audit_events
-
     rows = [
         {
             "run_id": run_id,
@@ -206,8 +202,25 @@ def write_audit_events(
         for event in events
     ]
     if rows:
-        connection.execute(insert(registry_audit_events), rows)
+        _copy_rows(connection, rows)
     return len(rows)
+
+
+def _copy_rows(connection: "Connection", rows: list[dict[str, Any]]) -> None:
+    """COPY the rows into registry_audit_events: one round trip, whatever their number
+    (an apply of 10,000 models writes 10,000 events; executemany took ~1 s of it)."""
+    import json
+
+    columns = list(rows[0])
+    if not connection.in_transaction():
+        connection.begin()  # as connection.execute would (autobegin): the caller commits or rolls back
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(f"COPY registry_audit_events ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([json.dumps(row[c]) if c == "details" else row[c] for c in columns])
+    finally:
+        cursor.close()
 
 
 def read_audit_events(
