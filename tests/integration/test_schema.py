@@ -357,6 +357,18 @@ def test_0002_renames_to_the_story_columns_keeping_rows_keys_and_kb_links(unmigr
         engine.dispose()
 
 
+def test_the_passphrase_check_table_holds_one_row(connection: Connection) -> None:
+    """Migration 0003: llm_registry_encryption, one row (id = 1) with a ciphertext."""
+    connection.execute(text("INSERT INTO llm_registry_encryption (passphrase_check) VALUES ('\\x01')"))
+    with pytest.raises(IntegrityError, match="pk_llm_registry_encryption"):
+        with connection.begin_nested():
+            connection.execute(text("INSERT INTO llm_registry_encryption (passphrase_check) VALUES ('\\x02')"))
+    with pytest.raises(IntegrityError, match="ck_llm_registry_encryption_single_row"):
+        with connection.begin_nested():
+            connection.execute(text("INSERT INTO llm_registry_encryption (id, passphrase_check) VALUES (2, '\\x02')"))
+    assert count_rows(connection, "llm_registry_encryption") == 1
+
+
 def test_audit_events_take_the_time_they_are_written(connection: Connection) -> None:
     """clock_timestamp(), not the transaction's start: two inserts in one transaction differ."""
     insert = text(
