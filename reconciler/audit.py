@@ -109,7 +109,8 @@ def _refuse_key_values(value: Any) -> None:
                 raise ValueError(
                     f"an audit record's api_key detail may only hold {sorted(API_KEY_MARKERS)}, never a value"
                 )
-            _refuse_key_values(item)
+            if not (item is None or isinstance(item, (str, int, float))):
+                _refuse_key_values(item)
     elif isinstance(value, (list, tuple)):
         for item in value:
             _refuse_key_values(item)
@@ -211,16 +212,13 @@ def _copy_rows(connection: "Connection", rows: list[dict[str, Any]]) -> None:
     (an apply of 10,000 models writes 10,000 events; executemany took ~1 s of it)."""
     import json
 
+    from reconciler.db import driver_cursor
+
     columns = list(rows[0])
-    if not connection.in_transaction():
-        connection.begin()  # as connection.execute would (autobegin): the caller commits or rolls back
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with driver_cursor(connection) as cursor:
         with cursor.copy(f"COPY registry_audit_events ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([json.dumps(row[c]) if c == "details" else row[c] for c in columns])
-    finally:
-        cursor.close()
 
 
 def read_audit_events(

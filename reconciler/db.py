@@ -29,7 +29,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from reconciler.embedded import EmbeddedCluster, embedded_home
 from reconciler.errors import RegistryError
@@ -173,6 +173,29 @@ def connect(engine: "Engine", url: str | None = None) -> Iterator["Connection"]:
         raise connection_error(url or engine.url.render_as_string(hide_password=True), error) from None
     with connection:
         yield connection
+
+
+@contextlib.contextmanager
+def driver_cursor(connection: "Connection") -> Iterator[Any]:
+    """The psycopg cursor under a SQLAlchemy connection (COPY, array parameters), in its transaction.
+
+    Begins the transaction as `connection.execute` would (the caller commits or rolls
+    back through `connection`). A driver error comes out as SQLAlchemy's DBAPIError
+    (IntegrityError, OperationalError, ...) with parameters hidden, exactly as from
+    `connection.execute`, so that callers handle one kind of database error.
+    """
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    if not connection.in_transaction():
+        connection.begin()
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    except psycopg.Error as error:
+        raise DBAPIError.instance(None, None, error, psycopg.Error, hide_parameters=True) from None
+    finally:
+        cursor.close()
 
 
 # --------------------------------------------------------------------------- migrations

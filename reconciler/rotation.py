@@ -67,7 +67,7 @@ def rotate_encryption_key(
 
     from reconciler import pgp
     from reconciler.apply import Hooks, acquire_lock
-    from reconciler.db import require_schema_at_head
+    from reconciler.db import driver_cursor, require_schema_at_head
     from reconciler.state import applied_fingerprint, read_state
 
     if not old or not new:
@@ -119,8 +119,7 @@ def rotate_encryption_key(
             details: dict[str, Any] = {"api_key": "unchanged", "re_encrypted": True, "managed": model.managed}
             events.append(AuditEvent(ENCRYPTION_KEY_ROTATED, model.name, model.id, details))
         if ids:
-            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
+            with driver_cursor(connection) as cursor:
                 cursor.execute(
                     "UPDATE llm_models AS m SET api_key = s.api_key, api_key_fingerprint = s.fp, "
                     "applied_fingerprint = s.applied "
@@ -128,8 +127,6 @@ def rotate_encryption_key(
                     "WHERE m.id = s.id",
                     (ids, ciphertexts, fingerprints, applied),
                 )
-            finally:
-                cursor.close()
         store_passphrase_check(connection, new)
         write_audit_events(connection, events, run_id=options.run_id, actor=options.actor, source_revision=options.revision)
         if options.dry_run:

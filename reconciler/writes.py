@@ -82,6 +82,7 @@ def prepare_writes(
     writes_key = {a.name for a in order if a.kind == "create" or (a.kind == "update" and "api_key" in a.changed_fields())}
     stored: dict[str, StoredKey] = stored_keys({name: keys[name] for name in writes_key if name in keys}, passphrase)
     rows = {row.id: row for row in state.models}
+    columns = [(f, column_name(f)) for f in RECORD_FIELDS if f != "api_key"]
     writes = []
     for action in order:
         if action.kind == "delete":
@@ -94,7 +95,7 @@ def prepare_writes(
             record["api_key"] = key.fingerprint if key else None
         else:
             record["api_key"] = rows[action.model_id or ""].record.get("api_key")
-        values: dict[str, Any] = {column_name(f): record[f] for f in RECORD_FIELDS if f != "api_key"}
+        values: dict[str, Any] = {column: record[f] for f, column in columns}
         values.update(name=action.name, managed_by=MANAGED_BY, applied_fingerprint=applied_fingerprint(action.name, record))
         if action.name in writes_key:
             values.update(api_key=key.ciphertext if key else None, api_key_fingerprint=record["api_key"])
@@ -118,8 +119,9 @@ def _column_types() -> dict[str, str]:
 
 def _write_set_based(connection: "Connection", writes: Sequence[RowWrite]) -> None:
     """Steps 1-4 of the module docstring, on the driver's cursor (COPY needs it)."""
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
+    from reconciler.db import driver_cursor
+
+    with driver_cursor(connection) as cursor:
         clearing = [w.model_id for w in writes if w.clears_default]
         if clearing:
             cursor.execute("UPDATE llm_models SET is_default = false WHERE id = ANY(%s::uuid[])", (clearing,))
@@ -135,8 +137,6 @@ def _write_set_based(connection: "Connection", writes: Sequence[RowWrite]) -> No
             with cursor.copy(f"COPY llm_models ({', '.join(columns)}) FROM STDIN") as copy:
                 for write in creates:
                     copy.write_row([write.model_id, *write.values.values()])
-    finally:
-        cursor.close()
 
 
 def _update_rows(cursor: Any, updates: Sequence[RowWrite]) -> None:
@@ -188,21 +188,15 @@ def _write_row_by_row(connection: "Connection", writes: Sequence[RowWrite]) -> N
             raise RegistryError(f"the database refused to {action.kind} {action.name!r} ({reason}); nothing was written") from None
 
 
-def _integrity_errors() -> tuple[type[BaseException], ...]:
-    import psycopg
-    from sqlalchemy.exc import IntegrityError
-
-    return (IntegrityError, psycopg.errors.IntegrityError)
-
-
 def write_rows(connection: "Connection", writes: Sequence[RowWrite]) -> None:
     """Write the rows set-based; on a constraint violation, replay them row by row (see the module docstring)."""
-    errors = _integrity_errors()
+    from sqlalchemy.exc import IntegrityError
+
     try:
         with connection.begin_nested():
             _write_set_based(connection, writes)
         return
-    except errors:
+    except IntegrityError:
         pass
     with connection.begin_nested():
         _write_row_by_row(connection, writes)

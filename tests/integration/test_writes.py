@@ -152,3 +152,25 @@ def test_a_default_moving_between_models_is_written_in_one_apply(engine: Engine,
     assert outcome.committed
     with engine.connect() as connection:
         assert dict(connection.execute(text("SELECT name, is_default FROM llm_models")).all()) == {"a": False, "b": True}
+
+
+def test_a_database_error_inside_the_set_based_writes_is_a_clean_error_and_nothing_is_written(engine: Engine, tmp_path: Path) -> None:
+    from reconciler.errors import RegistryError
+
+    directory = tmp_path / "r"
+    write_registry_file(directory, models(2))
+    with engine.begin() as connection:
+        connection.execute(text(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by a trigger'; END $$"
+        ))
+        connection.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON llm_models FOR EACH ROW EXECUTE FUNCTION refuse()"))
+    registry, _ = load_registry(directory)
+    with engine.connect() as connection:
+        with pytest.raises(RegistryError) as caught:
+            apply_registry(connection, registry, ENV, ApplyOptions(actor="t", revision=None, skip_connection_tests=True))
+    assert caught.value.message == (
+        "database error during apply (refused by a trigger); the transaction was rolled back, nothing was written"
+    )
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM llm_models")).scalar_one() == 0
+        assert connection.execute(text("SELECT count(*) FROM registry_audit_events")).scalar_one() == 0
