@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from reconciler import MANAGED_BY
 from reconciler.audit import AuditEvent
 from reconciler.errors import RegistryError
+from reconciler.gc_pause import collector_paused
 from reconciler.plan import KEY_CHANGED, Action, Plan
 from reconciler.references import redact_endpoint
 from reconciler.secrets import StoredKey, store_passphrase_check, stored_keys
@@ -266,6 +267,7 @@ def audit_events(
     return events
 
 
+@collector_paused()  # 10,000 rows' values and events: no garbage cycles, only re-scans (see gc_pause)
 def write_changes(
     connection: "Connection",
     plan: Plan,
