@@ -200,7 +200,7 @@ Index("ix_registry_audit_events_occurred_at", registry_audit_events.c.occurred_a
 
 # One row (id = 1): an OpenPGP message of secrets.PASSPHRASE_CHECK_TEXT under the
 # registry's passphrase, so that a wrong LLM_REGISTRY_ENCRYPTION_KEY is refused instead
-# of making every key look changed (migration 0003, reconciler.secrets).
+# of making every key look changed (migration 0004, reconciler.secrets).
 llm_registry_encryption = Table(
     "llm_registry_encryption",
     metadata,

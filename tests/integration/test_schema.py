@@ -358,7 +358,7 @@ def test_0002_renames_to_the_story_columns_keeping_rows_keys_and_kb_links(unmigr
 
 
 def test_the_passphrase_check_table_holds_one_row(connection: Connection) -> None:
-    """Migration 0003: llm_registry_encryption, one row (id = 1) with a ciphertext."""
+    """Migration 0004: llm_registry_encryption, one row (id = 1) with a ciphertext."""
     connection.execute(text("INSERT INTO llm_registry_encryption (passphrase_check) VALUES ('\\x01')"))
     with pytest.raises(IntegrityError, match="pk_llm_registry_encryption"):
         with connection.begin_nested():

@@ -1,7 +1,7 @@
 """The passphrase check: tells a wrong LLM_REGISTRY_ENCRYPTION_KEY from changed API keys.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-27
 
 One row: an OpenPGP message of a fixed text under the registry's passphrase (see
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
