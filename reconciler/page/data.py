@@ -14,7 +14,7 @@ import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from reconciler.gc_pause import collector_paused
@@ -223,6 +223,7 @@ def build_registry_page(
     *,
     recent_events: Iterable["StoredAuditEvent"] = (),
     model_events: Iterable["StoredAuditEvent"] = (),
+    key_names: Collection[str] = frozenset(),
     database: str = "",
     generated_at: datetime | None = None,
 ) -> RegistryPage:
@@ -230,6 +231,8 @@ def build_registry_page(
 
     `recent_events` feed the page of runs; `model_events` (any order, any mix of
     types) give each model its events and its connection tests, matched by name.
+    `key_names` (`state.stored_key_names`) names the rows that hold a key without a
+    fingerprint (rows from the old admin page): they have a key all the same.
     """
     per_model: dict[str, list[StoredAuditEvent]] = {}
     for event in sorted(model_events, key=lambda e: e.id):
@@ -254,7 +257,7 @@ def build_registry_page(
                 default=bool(record.get("is_default")),
                 managed=model.managed,
                 managed_by=model.managed_by,
-                key_set=record.get("api_key") is not None,
+                key_set=record.get("api_key") is not None or model.name in key_names,
                 parameters=tuple(
                     (field, format_detail_value(record[field]))
                     for field in PARAMETER_FIELDS
@@ -280,7 +283,7 @@ def gather_registry_page(connection: "Connection", *, database: str = "") -> Reg
     it only reads. `database` is the display form of the URL (password masked).
     """
     from reconciler.audit import read_audit_events, read_latest_events_by_model
-    from reconciler.state import read_state
+    from reconciler.state import read_state, stored_key_names
 
     state = read_state(connection)
     recent = read_audit_events(connection, limit=RECENT_EVENTS)
@@ -293,6 +296,7 @@ def gather_registry_page(connection: "Connection", *, database: str = "") -> Reg
         state,
         recent_events=recent,
         model_events=[*latest, *(event for event in tests if event.id not in seen)],
+        key_names=stored_key_names(connection),
         database=database,
     )
 

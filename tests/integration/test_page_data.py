@@ -60,3 +60,13 @@ def test_latest_events_by_model_in_one_query(engine: Any) -> None:
     assert [e.details["n"] for e in latest] == [11, 12, 13, 14]
     assert [e.details["n"] for e in tests] == [9, 12]
     assert "gone" not in {e.model_name for e in latest}  # no longer in llm_models
+
+
+def test_a_key_without_a_fingerprint_is_a_key(engine: Any) -> None:
+    """A row from the old admin page holds a ciphertext and no fingerprint yet: the page says "set"."""
+    with engine.begin() as connection:
+        insert_model(connection, name="legacy-key", managed_by=None, ciphertext=b"\x01")
+        insert_model(connection, name="no-key", managed_by=None)
+    with read_only_transaction(engine) as connection:
+        page = gather_registry_page(connection)
+    assert {model.name: model.key_set for model in page.models} == {"legacy-key": True, "no-key": False}
