@@ -515,10 +515,16 @@ async def close_litellm_clients() -> None:
     """Close LiteLLM's cached async HTTP clients (they belong to the running loop) and forget them."""
     if _LITELLM is None:
         return
-    from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+    try:
+        # Public only in newer LiteLLM; older ones have no such helper, and dropping the
+        # cached clients below is then all there is to do.
+        from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+    except ImportError:
+        close_litellm_async_clients = None
 
     try:
-        await close_litellm_async_clients()
+        if close_litellm_async_clients is not None:
+            await close_litellm_async_clients()
     finally:
         cache = getattr(_LITELLM, "in_memory_llm_clients_cache", None)
         if cache is not None and hasattr(cache, "flush_cache"):

@@ -17,16 +17,22 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def demo_home() -> Iterator[Path]:
-    # Not pytest's tmp_path: run as root, the cluster drops to the `postgres` user,
-    # which must be able to traverse every directory above its data.
+    # A folder as `mktemp -d` makes it (0700): run as root, the cluster's server runs as
+    # `postgres`, which cannot enter it, so the cluster's files go to /var/tmp and the
+    # demo must work all the same (a clone under /root is the same case).
     root = Path(tempfile.mkdtemp(prefix="llmreg-demo-"))
-    root.chmod(0o755)
+    root.chmod(0o700)
     home = root / "home"
     try:
         yield home
     finally:
         # The demo leaves its cluster running for the user; the test stops it.
         subprocess.run([sys.executable, "-m", "reconciler", "db", "stop"], env={**os.environ, "LLM_REGISTRY_HOME": str(home)}, capture_output=True, timeout=60)
+        from reconciler.embedded import EmbeddedCluster
+
+        cluster_files = EmbeddedCluster(home).pg_dir
+        if not cluster_files.is_relative_to(root):
+            shutil.rmtree(cluster_files, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
