@@ -7,7 +7,7 @@ stages take.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -16,7 +16,7 @@ from reconciler.gc_pause import collector_paused
 from reconciler.plan import KEY_UNKNOWN, Plan, compute_plan
 from reconciler.policy import apply_policies
 from reconciler.secrets import ENCRYPTION_KEY_ENV, key_fingerprint, resolve_reference, verify_passphrase
-from reconciler.spec import RegistrySpec
+from reconciler.spec import RegistrySpec, env_reference_name
 from reconciler.state import RegistryState
 from reconciler.validate import ValidationResult, validate_directory
 
@@ -82,5 +82,8 @@ def plan_registry(
     """
     verify_passphrase(state.passphrase_probe, environ.get(ENCRYPTION_KEY_ENV) or None)
     raw = compute_plan(registry, state, key_fingerprints(registry, environ))
+    variables = {env_reference_name(model.api_key) for model in registry.models if model.api_key}
+    unset = tuple(sorted(name for name in variables if name and not environ.get(name)))
     with collector_paused():  # the policies simulate the plan: 10,000 rows' worth of objects, no cycles
-        return PlannedRun(registry, state, apply_policies(raw, state, allow_delete_all=allow_delete_all))
+        planned = apply_policies(replace(raw, unset_key_variables=unset), state, allow_delete_all=allow_delete_all)
+    return PlannedRun(registry, state, planned)

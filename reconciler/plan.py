@@ -88,6 +88,8 @@ class Plan:
 
     `key_fingerprints` records, per model with a key reference, the fingerprint the
     plan compared against (or KEY_UNKNOWN), so that apply can tell if keys moved.
+    `unset_key_variables` names the referenced variables unset at plan time, so that a
+    plan can say `(not set: known at apply)` rather than leave the reviewer guessing.
     """
 
     actions: tuple[Action, ...] = ()
@@ -99,6 +101,7 @@ class Plan:
     state_fingerprint: str = ""
     spec_fingerprint: str = ""
     key_fingerprints: Mapping[str, str | None] = field(default_factory=dict)
+    unset_key_variables: tuple[str, ...] = ()
 
     def count(self, kind: ActionKind) -> int:
         """Actions of that kind that are not blocked."""

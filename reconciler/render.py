@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Collection, Iterable, Mapping
 
 from reconciler import __version__
 from reconciler.diagnostics import escape_github_data, escape_github_property, escape_text, json_text
 from reconciler.references import redact_endpoint
 from reconciler.plan import KEY_CHANGED, KEY_NONE, KEY_SET, KEY_UNKNOWN, Action, FieldChange, Plan
-from reconciler.spec import yaml_field_name
+from reconciler.spec import env_reference_name, yaml_field_name
 from reconciler.target import Target, short_revision
 
 # Version of the JSON plan document (docs/plan-format.md); bump on incompatible change.
@@ -69,25 +69,27 @@ def key_reference(action: Action) -> str | None:
     return reference if isinstance(reference, str) else None
 
 
-def _after_value(action: Action, change: FieldChange) -> str:
+def _after_value(action: Action, change: FieldChange, unset: Collection[str] = ()) -> str:
     """The new value; for the API key, the variable it is read from and a token, never the value."""
     reference = key_reference(action) if change.field == "api_key" else None
     if reference is None or change.after not in _KEY_TOKENS:
         return format_value(_shown(change, change.after))
     token = change.after if change.after.startswith("(") else f"({change.after})"
+    if change.after == KEY_UNKNOWN and env_reference_name(reference) in unset:
+        token = f"(not set: {KEY_UNKNOWN[1:]}"
     return f"{escape_text(reference)} {token}"
 
 
-def _change_lines(action: Action) -> list[tuple[str, str]]:
-    """(marker, text) per changed field, names as written in YAML."""
+def _change_lines(action: Action, unset: Collection[str] = ()) -> list[tuple[str, str]]:
+    """(marker, text) per changed field, names as written in YAML; `unset`: key variables unset now."""
     width = max((len(yaml_field_name(c.field)) for c in action.changes), default=0)
     lines = []
     for change in action.changes:
         label = yaml_field_name(change.field).ljust(width)
         if action.kind == "create":
-            lines.append(("+", f"{label} = {_after_value(action, change)}"))
+            lines.append(("+", f"{label} = {_after_value(action, change, unset)}"))
         else:
-            lines.append(("~", f"{label} = {format_value(_shown(change, change.before))} -> {_after_value(action, change)}"))
+            lines.append(("~", f"{label} = {format_value(_shown(change, change.before))} -> {_after_value(action, change, unset)}"))
     return lines
 
 
@@ -109,7 +111,7 @@ def render_text(plan: Plan, *, style: Style = _plain, target: Target | None = No
         out.append(style(f"  # {escape_text(action.name)} {verdict}{where}", bold=True))
         kind = f"({escape_text(action.model_type)}, {escape_text(action.provider)})"
         out.append(style(f"  {'!' if action.is_blocked else ' '}{marker} {_title(action)}  {kind}", fg=colour))
-        for change_marker, text in _change_lines(action):
+        for change_marker, text in _change_lines(action, plan.unset_key_variables):
             out.append(style(f"      {change_marker} {text}", fg=_COLOURS["update" if change_marker == "~" else "create"]))
         if action.kind == "delete" and action.knowledge_bases and not action.is_blocked:
             out.append(f"      used by: {', '.join(map(escape_text, action.knowledge_bases))}")
@@ -229,8 +231,8 @@ def _md_notes(action: Action) -> str:
     return _md_escape("; ".join(notes))
 
 
-def _md_details(action: Action) -> str:
-    lines = [f"{marker} {text}" for marker, text in _change_lines(action)]
+def _md_details(action: Action, unset: Collection[str] = ()) -> str:
+    lines = [f"{marker} {text}" for marker, text in _change_lines(action, unset)]
     lines += [f"! blocked: {escape_text(reason)}" for reason in action.blocked]
     # Inside a fence only a line of backticks could end it: the fence is made longer than any run in the body.
     body = "\n".join(lines) or f"- {escape_text(action.name)}"
@@ -279,7 +281,7 @@ def render_markdown_parts(plan: Plan, *, limit: int = MARKDOWN_PART_LIMIT, targe
     ]
     blocks: list[tuple[str, str]] = [("text", "\n".join(head))]
     blocks += [("row", row) for row in rows]
-    blocks += [("text", _md_details(a)) for a in actions]
+    blocks += [("text", _md_details(a, plan.unset_key_variables)) for a in actions]
     return _pack(blocks, table_header, limit)
 
 

@@ -207,3 +207,14 @@ def test_api_key_shows_the_variable_it_comes_from() -> None:
     change = next(c for c in json.loads(render_json(plan))["actions"][0]["changes"] if c["field"] == "api_key")
     assert change == {"field": "api_key", "before": None, "after": "(set)", "reference": "${env:OPENAI_API_KEY}"}
     assert "${env:OPENAI_API_KEY} (set)" in render_markdown(plan)
+
+
+def test_a_key_whose_variable_is_unset_says_so() -> None:
+    from dataclasses import replace
+
+    plan = compute_plan(registry(generation_model(name="g")), RegistryState(), {"g": KEY_UNKNOWN})
+    unset = replace(plan, unset_key_variables=("OPENAI_API_KEY",))
+    assert "+ api_key                      = ${env:OPENAI_API_KEY} (not set: known at apply)" in render_text(unset)
+    assert "${env:OPENAI_API_KEY} (not set: known at apply)" in render_markdown(unset)
+    # Set, but the passphrase is not: the fingerprint is still unknown.
+    assert "= ${env:OPENAI_API_KEY} (known at apply)" in render_text(plan)
