@@ -81,30 +81,6 @@ def targets_from_directory(directory: Path, names: Sequence[str], environ: Mappi
 STORED_KEY_SOURCE = "the API key stored in the registry"
 
 
-UNDECRYPTABLE_MESSAGE = (
-    "the stored API key cannot be decrypted with LLM_REGISTRY_ENCRYPTION_KEY (another passphrase, "
-    "or damaged data): not tested"
-)
-
-
-def _decrypt_each(connection: Any, model_ids: Sequence[str], passphrase: str) -> tuple[Mapping[str, str], set[str]]:
-    """({model id: key}, ids whose key does not decrypt): one bad row does not stop the others."""
-    from reconciler import secrets
-
-    try:
-        return secrets.decrypt_api_keys(connection, model_ids, passphrase), set()
-    except RegistryError:
-        pass
-    keys: dict[str, str] = {}
-    failing: set[str] = set()
-    for model_id in model_ids:
-        try:
-            keys.update(secrets.decrypt_api_keys(connection, [model_id], passphrase))
-        except RegistryError:
-            failing.add(model_id)
-    return keys, failing
-
-
 def targets_from_database(
     database_url: str | None, names: Sequence[str], environ: Mapping[str, str]
 ) -> tuple[list[ConnectionTarget], list[str], list[str], set[str]]:
@@ -120,7 +96,10 @@ def targets_from_database(
         keys: Mapping[str, str] = {}
         undecryptable: set[str] = set()
         if with_keys:
-            keys, undecryptable = _decrypt_each(connection, with_keys, secrets.encryption_passphrase(environ))
+            # One row that does not open is that model's failure; the others are tested.
+            decrypted = secrets.read_api_keys(connection, with_keys, secrets.encryption_passphrase(environ))
+            keys = decrypted.keys
+            undecryptable = {model.id for model in models if model.name in decrypted.undecryptable}
         connection.rollback()  # read only: end the transaction before the (slow) tests
     targets = [
         ConnectionTarget(
@@ -270,12 +249,16 @@ def command(
             raise RegistryError("--database-url needs --from-db (the directory's models are tested otherwise)")
         targets, skipped = targets_from_directory(directory, names, os.environ)
         return run_and_report(targets, skipped, concurrency=concurrency, timeout=timeout, output_format=output_format)
+    from reconciler.secrets import undecryptable_message
+
     targets, skipped, model_ids, undecryptable = targets_from_database(database_url, names, os.environ)
     testable = [t for t, model_id in zip(targets, model_ids) if model_id not in undecryptable]
     tested = iter(test_targets(testable, concurrency=concurrency, timeout=timeout))
     # An undecryptable key is that model's failure; the others are tested.
     results = [
-        ConnectionResult(target.name, "authentication_error", 0, UNDECRYPTABLE_MESSAGE) if model_id in undecryptable else next(tested)
+        ConnectionResult(target.name, "authentication_error", 0, undecryptable_message([target.name]) + "; not tested")
+        if model_id in undecryptable
+        else next(tested)
         for target, model_id in zip(targets, model_ids)
     ]
     not_recorded = record_audit_events(database_url, model_ids, results, os.environ)

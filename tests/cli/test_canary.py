@@ -131,10 +131,4 @@ def test_the_canary_appears_nowhere(run_cli: Any, fake_provider: FakeProvider, d
         pytest.skip("no readable PostgreSQL server log here: checked output, plan file and tables only")
     logged = server_log()
     assert "registry_audit_events" in logged, "log_statement=all was in effect"
-    from reconciler import secrets
-
-    if leaks(logged) and hasattr(secrets, "encrypt_expression"):
-        # pgp_sym_encrypt($key, $passphrase) in SQL logs both parameters: issue 9 item 3
-        # (client-side OpenPGP, helper "write") removes it, and then this check holds.
-        pytest.xfail("keys still encrypted in SQL (secrets.encrypt_expression): the server log holds them")
     assert leaks(logged) == [], "the canary or the passphrase is in the server log"

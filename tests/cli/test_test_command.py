@@ -315,7 +315,9 @@ def test_from_db_reports_an_undecryptable_row_as_its_failure_and_tests_the_other
     assert {name: item["status"] for name, item in results.items()} == {
         "emb": "ok", "gpt": "ok", "foreign": "authentication_error",
     }
-    assert results["foreign"]["message"].startswith("the stored API key cannot be decrypted with LLM_REGISTRY_ENCRYPTION_KEY")
+    assert results["foreign"]["message"].startswith(
+        "cannot decrypt the stored API key of foreign: LLM_REGISTRY_ENCRYPTION_KEY is not the passphrase they were stored with"
+    )
     assert fake_provider.request_count("stored-foreign") == 0 and fake_provider.request_count("stored-gpt") == 1
     events = {e.model_name: e.details for e in read_audit_events(connection)}
     assert events["foreign"]["outcome"] == "failure" and events["gpt"]["outcome"] == "success"
