@@ -260,7 +260,11 @@ def test_sigint_and_sigterm_at_a_random_moment(
         trial = make_trial()
         state, code = _hurt_at_random(trial, expected_after, fake_provider, seed, lambda p: p.send_signal(signum), signal.Signals(signum).name)
         if signum == signal.SIGINT:
-            assert code in (0, 130), f"seed {seed}: Ctrl-C should exit 130, not {code}"
+            # 130, or death by SIGINT itself (what a shell also shows as 130): Python
+            # re-raises an interrupt that lands in interpreter shutdown, after the commit.
+            assert code in (0, 130, -signal.SIGINT), f"seed {seed}: Ctrl-C should exit 130, not {code}"
+            if code == -signal.SIGINT:
+                assert state == "after", f"seed {seed}: killed by SIGINT before the work was done"
         else:
             assert code in (0, -signal.SIGTERM, 143), f"seed {seed}: exit {code}"
 
