@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import pytest
 from click.testing import CliRunner
@@ -86,3 +87,30 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if SCREENSHOTS:
         directory = SCREENSHOTS[0].parent
         terminalreporter.write_line(f"browser screenshots: {directory}/ ({len(set(SCREENSHOTS))} pages)")
+
+
+SERVER_LOGS = "/var/log/postgresql/postgresql-*.log"
+
+
+@pytest.fixture
+def server_log() -> Iterator[Any]:
+    """A reader of what the PostgreSQL server logs from now on (None when no log is readable here)."""
+    paths = [p for p in glob.glob(SERVER_LOGS) if os.access(p, os.R_OK)]
+    offsets = {p: os.path.getsize(p) for p in paths}
+
+    def appended() -> str:
+        text = ""
+        for path, offset in offsets.items():
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                text += handle.read().decode("utf-8", "replace")
+        return text
+
+    yield appended if paths else None
+
+
+def logged_url(database_url: str) -> str:
+    """The database, with every statement of the command's sessions in the server log (log_statement=all)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url).update_query_dict({"options": "-c log_statement=all"}).render_as_string(hide_password=False)

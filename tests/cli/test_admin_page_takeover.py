@@ -28,7 +28,7 @@ from tests.admin_page import (
     populate_admin_page,
     story_rows,
 )
-from tests.cli.conftest import RunCli
+from tests.cli.conftest import RunCli, logged_url
 from tests.fakes.provider import FakeProvider
 
 pytestmark = pytest.mark.db
@@ -75,9 +75,10 @@ def assert_no_key_in(output: str) -> None:
 
 
 def test_db_upgrade_export_plan_apply_plan_keeps_the_kb_applications_answers(
-    run_cli: RunCli, admin_page_db: Engine, unmigrated_database_url: str, tmp_path: Path, fake_provider: FakeProvider
+    run_cli: RunCli, admin_page_db: Engine, unmigrated_database_url: str, tmp_path: Path, fake_provider: FakeProvider,
+    server_log: Any,
 ) -> None:
-    url = unmigrated_database_url
+    url = logged_url(unmigrated_database_url)  # every statement of the commands in the server log
     with admin_page_db.connect() as connection:
         kbs_before, rows_before = kb_application_view(connection), story_rows(connection)
     assert len(kbs_before) == 5 and {row["api_key"] for row in kbs_before} == {None, *ADMIN_PAGE_KEYS.values()}
@@ -129,6 +130,11 @@ def test_db_upgrade_export_plan_apply_plan_keeps_the_kb_applications_answers(
         assert details["changes"] == {"managed_by": {"before": None, "after": "llm-registry"}}
     for result in (upgraded, exported, planned, applied, again):
         assert_no_key_in(result.output)
+    if server_log is None:
+        pytest.skip("no readable PostgreSQL server log here: checked outputs and tables only")
+    logged = server_log()
+    assert "api_key_fingerprint" in logged, "log_statement=all was in effect"
+    assert_no_key_in(logged)  # db upgrade decrypted the keys to fingerprint them: in the client
 
 
 def test_without_the_passphrase_upgrade_says_which_keys_wait_and_plan_blocks_their_adoption(

@@ -14,12 +14,13 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
 
 from tests.cli.applyutil import APPLY_ENV
+from tests.cli.conftest import logged_url
 from tests.factories import generation_model, write_registry_file
 from tests.fakes.provider import ECHO_FORMS, FakeProvider, echoed
 
@@ -28,7 +29,6 @@ pytestmark = pytest.mark.db
 # A canary of this run only: the server log is shared with other runs that use the
 # factories' canary, and a find must be ours.
 CANARY = f"sk-canary-{uuid.uuid4().hex}{uuid.uuid4().hex[:8]}"
-SERVER_LOGS = "/var/log/postgresql/postgresql-*.log"
 
 
 def canary_forms() -> dict[str, str]:
@@ -54,28 +54,6 @@ def _registry(directory: Path, fake: FakeProvider) -> Path:
     return directory
 
 
-@pytest.fixture
-def server_log() -> Iterator[Any]:
-    """A reader of what the server logs from now on (None when no log is readable here)."""
-    paths = [p for p in glob.glob(SERVER_LOGS) if os.access(p, os.R_OK)]
-    offsets = {p: os.path.getsize(p) for p in paths}
-
-    def appended() -> str:
-        text = ""
-        for path, offset in offsets.items():
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                text += handle.read().decode("utf-8", "replace")
-        return text
-
-    yield appended if paths else None
-
-
-def _logged_url(database_url: str) -> str:
-    """The test database, with every statement of the command's sessions in the server log."""
-    return make_url(database_url).update_query_dict({"options": "-c log_statement=all"}).render_as_string(hide_password=False)
-
-
 def _pg_dump(database_url: str) -> str:
     url = make_url(database_url)
     binary = shutil.which("pg_dump") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_dump"))), None)
@@ -91,7 +69,7 @@ def _pg_dump(database_url: str) -> str:
 def test_the_canary_appears_nowhere(run_cli: Any, fake_provider: FakeProvider, database_url: str, tmp_path: Path, server_log: Any) -> None:
     directory = _registry(tmp_path / "registry.d", fake_provider)
     env = {**APPLY_ENV, "OPENAI_API_KEY": CANARY}
-    url = _logged_url(database_url)
+    url = logged_url(database_url)
     planfile = tmp_path / "registry.plan"
     outputs: list[tuple[str, str]] = []
 
