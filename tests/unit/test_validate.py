@@ -768,3 +768,14 @@ def test_null_says_not_set_for_parameters_the_table_may_leave_empty(tmp_path: Pa
 def test_null_is_refused_for_parameters_the_table_requires(tmp_path: Path, factory: Any, field: str) -> None:
     result = check(tmp_path, factory(name="m", parameters={field: None}))
     assert only(result, "wrong-type").message == f"parameters.{field}: expected an integer, got null"
+
+
+def test_an_explicit_null_endpoint_is_the_same_as_none(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nmodels:\n  - name: g\n    type: generation\n    provider: openai\n    model_id: gpt-4o-mini\n"
+        "    api_key: ${env:OPENAI_API_KEY}\n    api_endpoint: null\n    default: true\n"
+        "    parameters:\n      context_window: 128000\n"
+    )
+    result = check_text(tmp_path, text)
+    assert_valid(result)
+    assert result.spec is not None and result.spec.models[0].api_endpoint is None
