@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import json
 import logging
 import math
@@ -447,36 +448,52 @@ def configured_litellm() -> Any:
     return _litellm()
 
 
-async def _no_async_logging(self: Any, *args: Any, **kwargs: Any) -> None:
-    return None
+# Set while a connection test's request runs (and inherited by the tasks and threads
+# LiteLLM starts for it): LiteLLM's bookkeeping is skipped for our calls only, so
+# another use of LiteLLM in the process (export's Router check) keeps all of it.
+_OUR_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("llm_registry_connection_test", default=False)
 
 
-def _no_logging(self: Any, *args: Any, **kwargs: Any) -> None:
-    return None
+def _skipped_for_our_calls(original: Callable[..., Any]) -> Callable[..., Any]:
+    if getattr(original, "_llm_registry_wrapped", False):
+        return original
+    if asyncio.iscoroutinefunction(original):
+
+        async def async_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if _OUR_CALL.get():
+                return None
+            return await original(self, *args, **kwargs)
+
+        wrapper: Any = async_wrapper
+    else:
+
+        def sync_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if _OUR_CALL.get():
+                return None
+            return original(self, *args, **kwargs)
+
+        wrapper = sync_wrapper
+    wrapper._llm_registry_wrapped = True
+    return wrapper
 
 
 def _skip_bookkeeping(litellm: Any) -> None:
-    """Turn off what LiteLLM does after each call for proxies and dashboards.
+    """Turn off, for our calls, what LiteLLM does after each call for proxies and dashboards.
 
     Per call it prices the response (model-info lookups over its cost map, token
     counting with tiktoken) and runs success or failure logging (with traceback
     formatting and secret-redaction regexes) in a thread and a task: a few ms
-    of CPU per test, which at N=1000 and c=32 doubled the wall time (bench/connection.py).
-    A connection test needs none of it: this process registers no callbacks and
-    reads no cost. Each switch is applied only where this LiteLLM version has it.
+    of CPU per test, which at N=1000 and c=32 more than tripled the wall time
+    (bench/connection.py). A connection test needs none of it. Each switch is applied
+    only where this LiteLLM version has it, and only inside `_call` (see _OUR_CALL).
     """
-    litellm.disable_token_counter = True
-    litellm.turn_off_message_logging = True
     try:
         from litellm.litellm_core_utils.litellm_logging import Logging
     except ImportError:  # pragma: no cover - layout of other LiteLLM versions
         return
-    for name in ("response_cost_calculator", "success_handler", "failure_handler"):
+    for name in ("response_cost_calculator", "success_handler", "failure_handler", "async_success_handler", "async_failure_handler"):
         if hasattr(Logging, name):
-            setattr(Logging, name, _no_logging)
-    for name in ("async_success_handler", "async_failure_handler"):
-        if hasattr(Logging, name):
-            setattr(Logging, name, _no_async_logging)
+            setattr(Logging, name, _skipped_for_our_calls(getattr(Logging, name)))
 
 
 async def _warm_up(litellm: Any, targets: Sequence[ConnectionTarget], timeout: float) -> None:
@@ -532,6 +549,7 @@ async def close_litellm_clients() -> None:
 
 
 async def _call(litellm: Any, target: ConnectionTarget, timeout: float) -> tuple[str, str]:
+    _OUR_CALL.set(True)  # this task's context only (each test runs in a task of its own)
     kind, kwargs = build_request(target, timeout)
     if kind == "embedding":
         response = await litellm.aembedding(**kwargs)

@@ -1,0 +1,50 @@
+"""LiteLLM's per-call bookkeeping (cost pricing, success/failure logging) is skipped for
+our connection tests and only for them (checked in a fresh process, as a user meets it)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+PROBE = r"""
+import asyncio, os, sys
+os.environ.update(LITELLM_OFFLINE_MODE="true", LITELLM_LOCAL_MODEL_COST_MAP="true", LITELLM_MODE="PRODUCTION")
+from litellm.litellm_core_utils.litellm_logging import Logging
+calls = {"cost": 0, "success": 0, "failure": 0}
+def counted(name, key, is_async):
+    original = getattr(Logging, name)
+    if is_async:
+        async def wrapper(self, *a, **k):
+            calls[key] += 1
+            return await original(self, *a, **k)
+    else:
+        def wrapper(self, *a, **k):
+            calls[key] += 1
+            return original(self, *a, **k)
+    setattr(Logging, name, wrapper)
+counted("response_cost_calculator", "cost", False)
+counted("async_success_handler", "success", True)
+counted("async_failure_handler", "failure", True)
+from reconciler.connection import ConnectionTarget, _litellm, run_connection_tests
+from tests.fakes.provider import FakeProvider
+_litellm()
+with FakeProvider() as fake:
+    fake.set_model("gpt-4o-mini")
+    targets = [ConnectionTarget(name=f"m{i}", type="generation", provider="openai", model_id="gpt-4o-mini",
+                                api_endpoint=fake.url, api_key="k-0123456789") for i in range(3)]
+    targets.append(ConnectionTarget(name="missing", type="generation", provider="openai", model_id="nope",
+                                    api_endpoint=fake.url, api_key="k-0123456789"))
+    results = run_connection_tests(targets, timeout=20)
+print([r.status for r in results], calls)
+"""
+
+
+def test_litellm_bookkeeping_never_runs_for_a_connection_test() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "['ok', 'ok', 'ok', 'not_found'] {'cost': 0, 'success': 0, 'failure': 0}"
