@@ -128,3 +128,22 @@ def test_json_schema_describes_the_file() -> None:
     assert schema["properties"]["version"]["const"] == 1
     assert schema["required"] == ["version", "models"]
     assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"name": "e", "type": "embedding", "provider": "ollama", "model_id": "m", "api_endpoint": "http://h:1",
+          "parameters": {"dimensions": 8}},
+         {"max_tokens": 8192, "normalize": True, "distance_metric": "cosine", "batch_size": 32}),
+        ({"name": "n", "type": "ner", "provider": "ollama", "model_id": "m", "api_endpoint": "http://h:1"},
+         {"max_tokens": 8192, "batch_size": 32}),
+        ({"name": "g", "type": "generation", "provider": "ollama", "model_id": "m", "api_endpoint": "http://h:1",
+          "parameters": {"context_window": 1000}},
+         {"max_output_tokens": None, "temperature": 0.7, "top_p": 1.0, "top_k": None}),
+    ],
+    ids=["embedding", "ner", "generation"],
+)
+def test_omitted_parameters_take_the_story_defaults(raw: dict[str, Any], expected: dict[str, Any]) -> None:
+    record = spec.desired_record(spec.MODEL_ADAPTER.validate_python(raw))
+    assert {name: record[name] for name in expected} == expected
