@@ -11,12 +11,13 @@ import importlib
 import importlib.util
 import os
 import sys
-from typing import Any
+from typing import Any, Sequence
 
 import click
 
 from reconciler import __version__
 from reconciler.diagnostics import escape_text
+from reconciler.console import error_document, set_quiet, wants_json
 from reconciler.errors import EXIT_ERROR, RegistryError
 
 # command name -> module under reconciler.commands exposing `command`
@@ -43,9 +44,9 @@ COMMANDS: dict[str, str] = {
 # tests/cli/test_help.py fails when an entry is missing or differs from the command.
 # Adding a command: one line in COMMANDS, one line here.
 SUMMARIES: dict[str, str] = {
-    "validate": "Check every *.yaml/*.yml file under DIRECTORY (default: registry.d).",
-    "plan": "Compare DIRECTORY (default: registry.d) with the registry in the database.",
-    "apply": "Apply TARGET: a registry directory (default: registry.d) or a PLANFILE from `plan --out`.",
+    "validate": "Check every *.yaml/*.yml file under each DIR (default: registry.d), as one registry.",
+    "plan": "Compare the registry in each DIR (default: registry.d) with the database.",
+    "apply": "Apply the registry in each DIR (default: registry.d), or a PLANFILE from `plan --out`.",
     "test": "Test that models answer: the key works, the endpoint is reachable, the model exists.",
     "list": "List the models registered in the database.",
     "audit": "Show the audit trail: every model created, updated, deleted or connection-tested.",
@@ -60,6 +61,44 @@ SUMMARIES: dict[str, str] = {
 }
 
 EXIT_INTERRUPTED = 130
+ENV_PREFIX = "LLM_REGISTRY"
+# Options whose variable another module owns (with its own rules for empty values).
+_OWN_ENV_HANDLING = {"database_url"}
+
+
+def _env_name(*words: str) -> str:
+    return "_".join([ENV_PREFIX, *(word.upper().replace("-", "_") for word in words)])
+
+
+def add_environment_variables(command: click.Command, path: Sequence[str]) -> None:
+    """Let every option of `command` (and its subcommands) be set by environment variable.
+
+    Each option `--some-option` of `llm-registry CMD` reads `LLM_REGISTRY_CMD_SOME_OPTION`,
+    else `LLM_REGISTRY_SOME_OPTION` (docs/cli.md). An option that names its own
+    variable keeps it. Also adds `-q/--quiet`, so it works after the command name too.
+    """
+    if getattr(command, "_llm_registry_env", False):
+        return
+    command._llm_registry_env = True  # type: ignore[attr-defined]
+    if not any(isinstance(p, click.Option) and p.name == "quiet" for p in command.params):
+        command.params.append(
+            click.Option(
+                ["-q", "--quiet"], is_flag=True, expose_value=False, callback=set_quiet,
+                help="Print only results and errors: no progress, no hints.",
+            )
+        )
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.envvar or param.name in _OWN_ENV_HANDLING:
+            continue
+        long_names = [opt for opt in param.opts if opt.startswith("--")]
+        if not long_names:
+            continue
+        option = long_names[0][2:]
+        param.envvar = [_env_name(*path, option), _env_name(option)] if path else [_env_name(option)]
+        param.show_envvar = True
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            add_environment_variables(sub, [*path, name])
 
 
 def _module_exists(module_name: str) -> bool:
@@ -97,7 +136,9 @@ class LazyGroup(click.Group):
         module_name = COMMANDS.get(cmd_name)
         if module_name is None or not _module_exists(module_name):
             return None
-        return importlib.import_module(f"reconciler.commands.{module_name}").command
+        command = importlib.import_module(f"reconciler.commands.{module_name}").command
+        add_environment_variables(command, [cmd_name])
+        return command
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:  # type: ignore[override]
         """Run the command and exit with the code DESIGN.md gives every outcome.
@@ -106,35 +147,64 @@ class LazyGroup(click.Group):
         RegistryError prints one clean line, and nothing prints a traceback: an
         exception's text may carry data we do not control.
         """
+        raw_args = kwargs.get("args", args[0] if args else None)
+        as_json = wants_json(sys.argv[1:] if raw_args is None else list(raw_args), os.environ)
+        started_in = os.getcwd()  # -C changes it; an in-process caller gets it back
+
+        def fail(message: str, code: int, kind: str, diagnostics: Any = ()) -> None:
+            if as_json:
+                click.echo(error_document(message, code, kind, diagnostics))
+            sys.exit(code)
+
         try:
             exit_code = super().main(*args, standalone_mode=False, **kwargs)
         except click.exceptions.Abort as abort:
             interrupted = isinstance(abort.__context__, KeyboardInterrupt)
             click.echo("Interrupted." if interrupted else "Aborted.", err=True)
-            sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_ERROR)
+            fail("interrupted" if interrupted else "aborted", EXIT_INTERRUPTED if interrupted else EXIT_ERROR, "interrupted")
         except click.ClickException as error:
             error.show()
-            sys.exit(EXIT_ERROR)
+            fail(error.format_message(), EXIT_ERROR, "usage")
         except RegistryError as error:
             click.echo(f"error: {escape_text(error.message)}", err=True)
-            sys.exit(error.exit_code)
+            result = getattr(error, "result", None)  # InvalidRegistry: every diagnostic
+            kind = "blocked" if error.exit_code == 3 else "error"
+            fail(escape_text(error.message), error.exit_code, kind, getattr(result, "diagnostics", ()))
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            fail("interrupted", EXIT_INTERRUPTED, "interrupted")
         except Exception as error:  # noqa: BLE001 - last resort, see docstring
             if os.environ.get("LLM_REGISTRY_DEBUG"):
                 raise
-            click.echo(
-                f"error: internal error ({type(error).__name__}); "
-                "re-run with LLM_REGISTRY_DEBUG=1 for details",
-                err=True,
-            )
-            sys.exit(EXIT_ERROR)
+            message = f"internal error ({type(error).__name__}); re-run with LLM_REGISTRY_DEBUG=1 for details"
+            click.echo(f"error: {message}", err=True)
+            fail(message, EXIT_ERROR, "internal")
+        finally:
+            if os.getcwd() != started_in:
+                os.chdir(started_in)
         sys.exit(exit_code if isinstance(exit_code, int) else 0)
+
+
+def _change_directory(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        try:
+            os.chdir(value)
+        except OSError as error:
+            raise click.BadParameter(f"cannot change to {value!r}: {error.strerror}") from None
+    return value
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="llm-registry")
+@click.option(
+    "-C", "--chdir", metavar="DIR", envvar="LLM_REGISTRY_CHDIR", show_envvar=True, expose_value=False,
+    is_eager=True, callback=_change_directory,
+    help="Run as if started in DIR: relative paths, git revision and the embedded cluster (./.llm-registry) follow it.",
+)
+@click.option(
+    "-q", "--quiet", is_flag=True, envvar="LLM_REGISTRY_QUIET", show_envvar=True, expose_value=False,
+    callback=set_quiet, help="Print only results and errors: no progress, no hints.",
+)
 def cli() -> None:
     """Reconcile the LLM model registry in PostgreSQL with the YAML files in registry.d/.
 
@@ -143,6 +213,9 @@ def cli() -> None:
       llm-registry validate registry.d      check the files (no database)
       llm-registry plan registry.d          show what would change
       llm-registry apply registry.d         test connections, then write it
+
+    Every option can also be set as LLM_REGISTRY_<OPTION> or LLM_REGISTRY_<COMMAND>_<OPTION>
+    (docs/cli.md); shell completion: docs/cli.md#shell-completion.
     """
 
 

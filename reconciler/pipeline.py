@@ -9,33 +9,96 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
+from reconciler.diagnostics import Diagnostic, error
 from reconciler.errors import RegistryError
 from reconciler.gc_pause import collector_paused
 from reconciler.plan import KEY_UNKNOWN, Plan, compute_plan
 from reconciler.policy import apply_policies
 from reconciler.secrets import ENCRYPTION_KEY_ENV, key_fingerprint, resolve_reference, verify_passphrase
-from reconciler.spec import RegistrySpec, env_reference_name
+from reconciler.spec import RegistrySpec, env_reference_name, is_http_url
 from reconciler.state import RegistryState
-from reconciler.validate import ValidationResult, validate_directory
+from reconciler.validate import ValidationResult, validate_directories
 
 
 class InvalidRegistry(RegistryError):
     """The registry files do not validate; the result holds every diagnostic."""
 
-    def __init__(self, directory: Path, result: ValidationResult) -> None:
+    def __init__(self, directory: Path | Sequence[Path], result: ValidationResult) -> None:
         count = len(result.errors)
-        super().__init__(f"invalid registry: {count} error{'s' * (count != 1)} in {directory}; nothing was done")
+        where = " ".join(str(d) for d in directory) if isinstance(directory, (list, tuple)) else str(directory)
+        super().__init__(f"invalid registry: {count} error{'s' * (count != 1)} in {where}; nothing was done")
         self.result = result
 
 
-def load_registry(directory: Path) -> tuple[RegistrySpec, ValidationResult]:
-    """Validate the directory; raise InvalidRegistry (with the diagnostics) when it is not valid."""
-    result = validate_directory(directory)
+def load_registry(
+    directories: Path | Sequence[Path], environ: Mapping[str, str] | None = None
+) -> tuple[RegistrySpec, ValidationResult]:
+    """Validate the directories as one registry; raise InvalidRegistry (with the diagnostics) when invalid.
+
+    With `environ`, the plan-time `${env:NAME}` references (api_endpoint,
+    api_version) are resolved too; an unset variable or a value that is not valid
+    there is an error at the reference's file:line.
+    """
+    paths = [directories] if isinstance(directories, Path) else list(directories)
+    result = validate_directories(paths)
     if not result.ok or result.spec is None:
-        raise InvalidRegistry(directory, result)
-    return result.spec, result
+        raise InvalidRegistry(paths, result)
+    if environ is None:
+        return result.spec, result
+    registry, problems = resolve_field_references(result.spec, environ)
+    if problems:
+        every = tuple(sorted([*result.diagnostics, *problems], key=Diagnostic.sort_key))
+        raise InvalidRegistry(paths, replace(result, spec=None, diagnostics=every))
+    return registry, replace(result, spec=registry)
+
+
+def resolve_field_references(registry: RegistrySpec, environ: Mapping[str, str]) -> tuple[RegistrySpec, list[Diagnostic]]:
+    """Put the values of `${env:NAME}` into api_endpoint / api_version; errors where they cannot be.
+
+    Unlike API keys (resolved only at apply, never shown), these are configuration:
+    resolved at plan time, checked as the field would be, and shown in the plan.
+    """
+    if not registry.references:
+        return registry, []
+    problems: list[Diagnostic] = []
+    resolved = []
+    updates: dict[str, dict[str, str]] = {}
+    for reference in registry.references:
+        value = environ.get(reference.variable)
+        field_label = f"{reference.model}: {reference.field}"
+        if not value:
+            problems.append(
+                error(
+                    "unset-variable",
+                    f"{field_label} is ${{env:{reference.variable}}}, which is not set (or empty) here; "
+                    f"set {reference.variable} for this environment",
+                    reference.location,
+                )
+            )
+            continue
+        if reference.field == "api_endpoint" and (len(value) > 2048 or not is_http_url(value)):
+            problems.append(
+                error(
+                    "bad-value",
+                    f"{field_label}: ${{env:{reference.variable}}} must hold an http:// or https:// URL, "
+                    f"got {value[:80]!r}",
+                    reference.location,
+                )
+            )
+            continue
+        if reference.field == "api_version" and len(value) > 64:
+            problems.append(error("bad-value", f"{field_label}: ${{env:{reference.variable}}} is longer than 64 characters", reference.location))
+            continue
+        updates.setdefault(reference.model, {})[reference.field] = value
+        resolved.append(replace(reference, value=value))
+    if problems:
+        return registry, problems
+    models = tuple(
+        model.model_copy(update=updates[model.name]) if model.name in updates else model for model in registry.models
+    )
+    return replace(registry, models=models, references=tuple(resolved)), []
 
 
 def key_fingerprints(registry: RegistrySpec, environ: Mapping[str, str]) -> dict[str, str]:
@@ -82,6 +145,7 @@ def plan_registry(
     """
     verify_passphrase(state.passphrase_probe, environ.get(ENCRYPTION_KEY_ENV) or None)
     raw = compute_plan(registry, state, key_fingerprints(registry, environ))
+    raw = replace(raw, resolved_references=tuple(ref for ref in registry.references if ref.value is not None))
     variables = {env_reference_name(model.api_key) for model in registry.models if model.api_key}
     unset = tuple(sorted(name for name in variables if name and not environ.get(name)))
     with collector_paused():  # the policies simulate the plan: 10,000 rows' worth of objects, no cycles

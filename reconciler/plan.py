@@ -25,7 +25,7 @@ from typing import Any, Literal, Mapping, Sequence
 from reconciler import MANAGED_BY
 from reconciler.diagnostics import Location
 from reconciler.gc_pause import collector_paused
-from reconciler.spec import RECORD_FIELDS, ModelDefinition, RegistrySpec, desired_record, keep_unset_parameters
+from reconciler.spec import RECORD_FIELDS, FieldReference, ModelDefinition, RegistrySpec, desired_record, keep_unset_parameters
 from reconciler.state import RegistryState, StoredModel, canonical_json, state_fingerprint
 
 ActionKind = Literal["create", "update", "delete"]
@@ -90,6 +90,7 @@ class Plan:
     plan compared against (or KEY_UNKNOWN), so that apply can tell if keys moved.
     `unset_key_variables` names the referenced variables unset at plan time, so that a
     plan can say `(not set: known at apply)` rather than leave the reviewer guessing.
+    `resolved_references` are the `${env:NAME}` fields resolved for this plan (shown).
     """
 
     actions: tuple[Action, ...] = ()
@@ -102,6 +103,7 @@ class Plan:
     spec_fingerprint: str = ""
     key_fingerprints: Mapping[str, str | None] = field(default_factory=dict)
     unset_key_variables: tuple[str, ...] = ()
+    resolved_references: tuple[FieldReference, ...] = ()
 
     def count(self, kind: ActionKind) -> int:
         """Actions of that kind that are not blocked."""

@@ -126,10 +126,20 @@ def render_text(plan: Plan, *, style: Style = _plain, target: Target | None = No
         out += ["Warnings:"] + [style(f"  - {escape_text(w)}", fg=_COLOURS["warning"]) for w in plan.warnings] + [""]
     if plan.unmanaged:
         out += [f"Not managed by llm-registry, left untouched: {', '.join(map(escape_text, plan.unmanaged))}", ""]
+    if plan.resolved_references:
+        out += ["Resolved from the environment:"] + [f"  {line}" for line in _reference_lines(plan)] + [""]
     out.append(style(summary_line(plan), bold=True))
     if plan.is_blocked:
         out.append(style("Apply will refuse this plan until the blocked changes are resolved.", fg="red"))
     return "\n".join(out)
+
+
+def _reference_lines(plan: Plan) -> list[str]:
+    """`ollama-embed api_endpoint = "http://..." (${env:OLLAMA_URL})` per resolved reference, escaped."""
+    return [
+        escape_text(f"{ref.model} {ref.field} = {format_value(ref.value)} (${{env:{ref.variable}}})")
+        for ref in plan.resolved_references
+    ]
 
 
 def _change_json(action: Action, change: FieldChange) -> dict[str, Any]:
@@ -179,6 +189,10 @@ def plan_to_json_data(plan: Plan, target: Target | None = None) -> dict[str, Any
         "warnings": list(plan.warnings),
         "unmanaged": list(plan.unmanaged),
         "unchecked_keys": list(plan.unchecked_keys),
+        "resolved_references": [
+            {"model": ref.model, "field": ref.field, "variable": ref.variable, "value": ref.value}
+            for ref in plan.resolved_references
+        ],
         "state_fingerprint": plan.state_fingerprint,
         "spec_fingerprint": plan.spec_fingerprint,
     }
@@ -273,6 +287,8 @@ def render_markdown_parts(plan: Plan, *, limit: int = MARKDOWN_PART_LIMIT, targe
         head += ["**Warnings**", ""] + [f"- {_md_escape(w)}" for w in plan.warnings] + [""]
     if plan.unmanaged:
         head += [f"Not managed by llm-registry, left untouched: {_md_escape(', '.join(plan.unmanaged))}", ""]
+    if plan.resolved_references:
+        head += ["Resolved from the environment:", ""] + [f"- {_md_escape(line)}" for line in _reference_lines(plan)] + [""]
     table_header = "| | Model | Type | Provider | Action | Notes |\n|---|---|---|---|---|---|"
     actions = _ordered_for_review(plan)
     rows = [

@@ -32,6 +32,8 @@ DistanceMetric = Literal["cosine", "dot_product", "euclidean"]
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 ENV_REFERENCE_PATTERN = r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$"
 ENDPOINT_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+# What a file may hold in api_endpoint: a URL, or `${env:NAME}` resolved at plan time.
+ENDPOINT_OR_REFERENCE_PATTERN = r"^(https?://[^\s/?#]+[^\s]*|\$\{env:[A-Za-z_][A-Za-z0-9_]*\})$"
 _ENV_REFERENCE = re.compile(ENV_REFERENCE_PATTERN)
 
 # Largest value a PostgreSQL `integer` column holds; bounds keep every value storable.
@@ -114,8 +116,12 @@ class _ModelBase(_Strict):
     name: str = Field(pattern=NAME_PATTERN, description="Unique across all files; the model's identity.")
     provider: Provider
     model_id: str = Field(min_length=1, max_length=255, description="The provider's name for the model.")
-    api_endpoint: str | None = Field(None, max_length=2048, description="Base URL of the provider's API.")
-    api_version: str | None = Field(None, min_length=1, max_length=64, description="Azure API version.")
+    api_endpoint: str | None = Field(
+        None, max_length=2048, description="Base URL of the provider's API, or ${env:NAME} resolved at plan time."
+    )
+    api_version: str | None = Field(
+        None, min_length=1, max_length=64, description="Azure API version, or ${env:NAME} resolved at plan time."
+    )
     api_key: str | None = Field(
         None,
         pattern=ENV_REFERENCE_PATTERN,
@@ -135,8 +141,19 @@ class _ModelBase(_Strict):
     @field_validator("api_endpoint")
     @classmethod
     def _endpoint_is_http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(ENDPOINT_PATTERN, value):
+        if value is None or env_reference_name(value) is not None:
+            return value  # a reference is resolved, then checked, at plan time
+        if looks_like_reference(value):
+            raise ValueError("api_endpoint: malformed reference; write it as ${env:NAME}")
+        if not is_http_url(value):
             raise ValueError("api_endpoint must be an http:// or https:// URL")
+        return value
+
+    @field_validator("api_version")
+    @classmethod
+    def _version_reference_well_formed(cls, value: str | None) -> str | None:
+        if value is not None and looks_like_reference(value) and env_reference_name(value) is None:
+            raise ValueError("api_version: malformed reference; write it as ${env:NAME}")
         return value
 
 
@@ -203,7 +220,7 @@ def json_schema() -> dict[str, Any]:
         properties["provider"]["enum"] = [p for p in PROVIDERS if model_type in PROVIDER_MATRIX[p]["types"]]
         for option in properties["api_endpoint"]["anyOf"]:
             if option.get("type") == "string":
-                option["pattern"] = ENDPOINT_PATTERN
+                option["pattern"] = ENDPOINT_OR_REFERENCE_PATTERN
         definition["allOf"] = _matrix_rules()
     # `oneOf` + OpenAPI's `discriminator` (which JSON Schema validators ignore) makes a
     # validator report "not valid under any of the given schemas" for any mistake; an
@@ -249,6 +266,16 @@ def _matrix_rules() -> list[dict[str, Any]]:
         }
     )
     return rules
+
+
+# Fields that may hold `${env:NAME}` resolved at plan time (environments: one registry,
+# several deployments). api_key is different: resolved only at apply, never shown.
+PLAN_TIME_REFERENCE_FIELDS: tuple[str, ...] = ("api_endpoint", "api_version")
+
+
+def is_http_url(value: str) -> bool:
+    """True for an http:// or https:// URL with a host (what api_endpoint accepts)."""
+    return bool(re.match(ENDPOINT_PATTERN, value))
 
 
 def env_reference_name(reference: str) -> str | None:
@@ -313,11 +340,29 @@ MODEL_ADAPTER: TypeAdapter[ModelDefinition] = TypeAdapter(ModelSpec)
 
 
 @dataclass(frozen=True)
+class FieldReference:
+    """A `${env:NAME}` in a plan-time field (PLAN_TIME_REFERENCE_FIELDS) of one model.
+
+    `value` is None until `pipeline.resolve_field_references` fills it in.
+    """
+
+    model: str
+    field: str
+    variable: str
+    location: Location | None = None
+    value: str | None = None
+
+
+@dataclass(frozen=True)
 class RegistrySpec:
-    """The validated registry: every model in git, sorted by name, and where each is defined."""
+    """The validated registry: every model in git, sorted by name, and where each is defined.
+
+    `references` lists the plan-time `${env:NAME}` fields, in model then field order.
+    """
 
     models: tuple[ModelDefinition, ...] = ()
     locations: Mapping[str, Location] = dataclass_field(default_factory=dict)
+    references: tuple[FieldReference, ...] = ()
 
     def by_name(self) -> dict[str, ModelDefinition]:
         """The models keyed by name."""

@@ -19,7 +19,7 @@ import typing
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from pydantic import BaseModel, ValidationError
 
@@ -89,31 +89,49 @@ def validate_directory(directory: Path, *, key_variables: Iterable[str] | None =
     `key_variables` are the glob patterns a key reference must match (None: read
     them from LLM_REGISTRY_KEY_VARIABLES; empty: any variable that is not refused).
     """
+    return validate_directories([directory], key_variables=key_variables)
+
+
+def validate_directories(directories: Sequence[Path], *, key_variables: Iterable[str] | None = None) -> ValidationResult:
+    """Load and validate every registry file under each directory, as one registry.
+
+    Model names are unique across all of them (`registry.d/common registry.d/prod`);
+    `key_variables` as for `validate_directory`.
+    """
     if key_variables is None:
         key_variables = parse_allow_list(os.environ.get(KEY_VARIABLES_ENV))
     with collector_paused():
-        registry, every, files = _load_and_validate(directory, tuple(key_variables))
+        registry, every, files = _load_and_validate(directories, tuple(key_variables))
     return ValidationResult(spec=None if has_errors(every) else registry, diagnostics=tuple(every), files=files)
 
 
-def _load_and_validate(directory: Path, key_variables: tuple[str, ...]) -> tuple[spec.RegistrySpec, list[Diagnostic], tuple[str, ...]]:
+def _load_and_validate(
+    directories: Sequence[Path], key_variables: tuple[str, ...]
+) -> tuple[spec.RegistrySpec, list[Diagnostic], tuple[str, ...]]:
     # One file at a time: each document (data and positions, several times the size of
     # the models it yields) is validated as soon as it is read and dropped before the
     # next file is read, so peak memory holds one document, not all of them.
-    files, load_diagnostics = discover_files(directory)
+    load_diagnostics: list[Diagnostic] = []
+    found: list[tuple[Path, list[Path], bool]] = []
+    for directory in dict.fromkeys(directories):
+        files, problems = discover_files(directory)
+        load_diagnostics.extend(problems)
+        found.append((directory, files, bool(problems)))
     read: list[str] = []
 
     def documents() -> Iterator[Document]:
-        for path in files:
-            document, problems = load_file(path)
-            load_diagnostics.extend(problems)
-            if document is not None:
-                read.append(document.file)
-                yield document
+        for _, files, _ in found:
+            for path in files:
+                document, problems = load_file(path)
+                load_diagnostics.extend(problems)
+                if document is not None:
+                    read.append(document.file)
+                    yield document
 
     registry, diagnostics = validate_documents(documents(), key_variables=key_variables)
-    if not files and not load_diagnostics:
-        load_diagnostics.append(no_files_warning(directory))
+    for directory, files, unreadable in found:
+        if not files and not unreadable:
+            load_diagnostics.append(no_files_warning(directory))
     every = sorted([*load_diagnostics, *diagnostics], key=Diagnostic.sort_key)
     return registry, every, tuple(read)
 
@@ -168,7 +186,7 @@ def validate_documents(
     """
     key_variables = tuple(key_variables)
     diagnostics: list[Diagnostic] = []
-    valid: list[tuple[spec.ModelDefinition, Location]] = []
+    valid: list[tuple[spec.ModelDefinition, Location, tuple[spec.FieldReference, ...]]] = []
     facts: list[_Facts] = []
     for document in documents:
         for index, raw in _file_models(document, diagnostics):
@@ -176,19 +194,30 @@ def validate_documents(
             location = document.location(path)
             model = _validate_model(document, path, raw, diagnostics, key_variables)
             if model is not None:
-                valid.append((model, location))
+                valid.append((model, location, tuple(_references(model, document, path))))
             fact = _facts(document, path, raw, location)
             if fact is not None:
                 facts.append(fact)
     diagnostics.extend(_cross_file_rules(facts))
-    unique: dict[str, tuple[spec.ModelDefinition, Location]] = {}
-    for model, location in valid:
-        unique.setdefault(model.name, (model, location))
+    unique: dict[str, tuple[spec.ModelDefinition, Location, tuple[spec.FieldReference, ...]]] = {}
+    for entry in valid:
+        unique.setdefault(entry[0].name, entry)
+    names = sorted(unique)
     registry = spec.RegistrySpec(
-        models=tuple(unique[name][0] for name in sorted(unique)),
-        locations={name: unique[name][1] for name in sorted(unique)},
+        models=tuple(unique[name][0] for name in names),
+        locations={name: unique[name][1] for name in names},
+        references=tuple(ref for name in names for ref in unique[name][2]),
     )
     return registry, diagnostics
+
+
+def _references(model: spec.ModelDefinition, document: Document, path: Path_) -> Iterable[spec.FieldReference]:
+    """The plan-time `${env:NAME}` fields of a valid model, each with its location."""
+    for field_name in spec.PLAN_TIME_REFERENCE_FIELDS:
+        value = getattr(model, field_name)
+        variable = spec.env_reference_name(value) if isinstance(value, str) else None
+        if variable is not None:
+            yield spec.FieldReference(model.name, field_name, variable, document.location(path + (field_name,)))
 
 
 def _file_models(document: Document, diagnostics: list[Diagnostic]) -> list[tuple[int, Any]]:
@@ -471,18 +500,25 @@ def _cross_file_rules(models: list[_Facts]) -> list[Diagnostic]:
     """Unique names, consistent renames, at most one default per type, a default per used type."""
     found: list[Diagnostic] = []
     first_by_name: dict[str, Location] = {}
+    by_name: dict[str, list[_Facts]] = defaultdict(list)
     for model in models:
-        if model.name in first_by_name:
+        by_name[model.name].append(model)
+        first_by_name.setdefault(model.name, model.location)
+    for name, same in by_name.items():
+        if len(same) < 2:
+            continue
+        # An error at every place the name is defined: whichever file the reader has
+        # open, the message points at the other(s).
+        for model in same:
+            others = ", ".join(str(other.location) for other in same if other is not model)
             found.append(
                 error(
                     "duplicate-name",
-                    f"duplicate model name {model.name!r}: also defined at {first_by_name[model.name]}; "
-                    "names are unique across all files",
+                    f"duplicate model name {name!r}: also defined at {others}; "
+                    "names are unique across all files and directories",
                     model.name_location,
                 )
             )
-        else:
-            first_by_name[model.name] = model.location
 
     claimed_by: dict[str, tuple[str, Location]] = {}
     for model in models:

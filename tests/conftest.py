@@ -36,6 +36,8 @@ Fixtures:
 
 from __future__ import annotations
 
+import contextlib
+
 import itertools
 import os
 import secrets
@@ -364,14 +366,27 @@ def _migrated_databases(pg_server: PostgresServer, _migrated_template: str) -> M
     return pool
 
 
+@contextlib.contextmanager
+def _borrowed_database(server: PostgresServer, pool: MigratedDatabases) -> Iterator[str]:
+    name = pool.acquire()
+    try:
+        yield server.url_for(name)
+    finally:
+        pool.release(name)
+
+
 @pytest.fixture
 def database_url(pg_server: PostgresServer, _migrated_databases: MigratedDatabases) -> Iterator[str]:
     """URL of a database at the head revision, empty, that no other test sees while this one runs."""
-    name = _migrated_databases.acquire()
-    try:
-        yield pg_server.url_for(name)
-    finally:
-        _migrated_databases.release(name)
+    with _borrowed_database(pg_server, _migrated_databases) as url:
+        yield url
+
+
+@pytest.fixture
+def second_database_url(pg_server: PostgresServer, _migrated_databases: MigratedDatabases) -> Iterator[str]:
+    """A second database like `database_url` (e.g. production beside staging)."""
+    with _borrowed_database(pg_server, _migrated_databases) as url:
+        yield url
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ SQLAlchemy.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import click
 
@@ -137,13 +137,27 @@ def open_database(
         engine.dispose()
 
 
-def load_registry_reporting(directory: "Path", *, annotate: bool = False) -> tuple["RegistrySpec", "ValidationResult"]:
-    """Validate the registry for a command that goes on to the database.
+def directories_argument(function: F) -> F:
+    """Add the `[DIR]...` argument (parameter `directories`, a tuple; empty means registry.d)."""
+    from pathlib import Path
 
-    Diagnostics are printed as `validate` prints them (stderr, file/line order), and with
+    return click.argument("directories", nargs=-1, metavar="[DIR]...", type=click.Path(path_type=Path))(function)
+
+
+def load_registry_reporting(
+    directory: "Path | Sequence[Path]", *, annotate: bool = False
+) -> tuple["RegistrySpec", "ValidationResult"]:
+    """Validate the registry (one or several directories) for a command that goes on further.
+
+    Plan-time `${env:NAME}` references are resolved from the environment. Diagnostics
+    are printed as `validate` prints them (stderr, file/line order), and with
     `annotate` also as GitHub annotations on stdout; an invalid registry raises
-    InvalidRegistry (exit 1) before anything else happens.
+    InvalidRegistry (exit 1) before anything else happens. No directory at all means
+    `registry.d`.
     """
+    import os
+    from pathlib import Path
+
     from reconciler.diagnostics import format_github, format_text
     from reconciler.pipeline import InvalidRegistry, load_registry
 
@@ -153,8 +167,9 @@ def load_registry_reporting(directory: "Path", *, annotate: bool = False) -> tup
             if annotate:
                 click.echo(format_github(diagnostic))
 
+    directories = [directory] if isinstance(directory, Path) else list(directory) or [Path("registry.d")]
     try:
-        registry, validation = load_registry(directory)
+        registry, validation = load_registry(directories, os.environ)
     except InvalidRegistry as invalid:
         report(invalid.result.diagnostics)
         raise

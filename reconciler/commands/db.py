@@ -80,15 +80,22 @@ def upgrade(database_url: str | None) -> int:
 
 @command.command("current")
 @database_url_option
-def current(database_url: str | None) -> int:
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help='json: {"revision", "head", "at_head", "database"}.')
+def current(database_url: str | None, output_format: str) -> int:
     """Show the schema revision of the database and whether it is at head."""
+    import json
+
     from reconciler import db
     from reconciler.commands._common import open_database
 
     head = db.head_revision()
     with open_database(database_url, require_head=False) as connection:
         revision = db.current_revision(connection)
-    if revision is None:
+    if output_format == "json":
+        document = {"revision": revision, "head": head, "at_head": revision == head, "database": _describe(database_url)}
+        click.echo(json.dumps(document, indent=2))
+    elif revision is None:
         click.echo(f"(none): no registry schema yet, run `llm-registry db upgrade` (head is {head})")
     elif revision == head:
         click.echo(f"{revision} (head)")

@@ -9,7 +9,8 @@ from typing import Any, Callable
 
 import click
 
-from reconciler.commands._common import database_url_option, load_registry_reporting, open_database
+from reconciler.commands._common import database_url_option, directories_argument, load_registry_reporting, open_database
+from reconciler.console import note
 from reconciler.errors import EXIT_BLOCKED, EXIT_CHANGES, EXIT_OK
 from reconciler.target import ENVIRONMENT_ENV, ENVIRONMENT_HELP
 
@@ -28,7 +29,7 @@ def text_style() -> Callable[..., str]:
 
 
 @click.command("plan")
-@click.argument("directory", default="registry.d", type=click.Path(path_type=Path))
+@directories_argument
 @database_url_option
 @click.option(
     "--format", "output_format", type=click.Choice(["text", "json", "markdown", "github", "html"]), default="text",
@@ -53,7 +54,7 @@ def text_style() -> Callable[..., str]:
     "changes, close it when there are none; also writes $GITHUB_STEP_SUMMARY.",
 )
 def command(
-    directory: Path,
+    directories: tuple[Path, ...],
     database_url: str | None,
     output_format: str,
     out: Path | None,
@@ -64,7 +65,10 @@ def command(
     pr_number: int | None,
     drift_issue: bool,
 ) -> int:
-    """Compare DIRECTORY (default: registry.d) with the registry in the database.
+    """Compare the registry in each DIR (default: registry.d) with the database.
+
+    Several DIRs make one registry (`plan registry.d/common registry.d/prod`);
+    model names are unique across them.
 
     Names its target first (database, environment, source revision), then shows
     every model to create, update (field by field, before -> after) or
@@ -86,11 +90,12 @@ def command(
 
     if pr_number is not None and not pr_comment:
         raise click.UsageError("--pr goes with --pr-comment")
-    registry, _ = load_registry_reporting(directory, annotate=pr_comment or drift_issue)
+    directories = directories or (Path("registry.d"),)
+    registry, _ = load_registry_reporting(directories, annotate=pr_comment or drift_issue)
     # One snapshot for every query: models and KB links agree with each other.
     with open_database(database_url, isolation_level="REPEATABLE READ") as connection:
         state = read_state(connection)
-        target = read_target(connection, environment=environment, revision=default_revision(os.environ, directory))
+        target = read_target(connection, environment=environment, revision=default_revision(os.environ, directories[0]))
 
     run = plan_registry(registry, state, os.environ, allow_delete_all=allow_delete_all)
     plan = run.plan
@@ -98,7 +103,8 @@ def command(
         # Signed (planfile.py): checked after the database, whose absence is the first thing to report.
         passphrase = signing_passphrase(os.environ)
         write_planfile(
-            out, plan, registry, directory=str(directory), allow_delete_all=allow_delete_all, target=target, passphrase=passphrase
+            out, plan, registry, directory=str(directories[0]), allow_delete_all=allow_delete_all, target=target,
+            passphrase=passphrase,
         )
 
     if output_format == "json":
@@ -111,18 +117,18 @@ def command(
         from reconciler.page.render import render_plan_html
         from reconciler.render import plan_to_json_data
 
-        click.echo(render_plan_html(plan_to_json_data(plan, target), source=f"definitions in {directory}"))
+        click.echo(render_plan_html(plan_to_json_data(plan, target), source=f"definitions in {' '.join(map(str, directories))}"))
     else:
         click.echo(render_text(plan, style=text_style(), target=target), color=use_colour())
         if out is not None:
-            click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with:\n  llm-registry apply {out}")
+            note(f"\nSaved the plan to {out}. Apply exactly this plan with:\n  llm-registry apply {out}", err=False)
     if pr_comment or drift_issue:
         from reconciler.github import deliver_plan
 
         if output_format != "github":  # one run: the annotations too
             click.echo(render_github(plan))
         for line in deliver_plan(
-            plan, target, os.environ, directories=[str(directory)], pr_comment=pr_comment, pr_number=pr_number,
+            plan, target, os.environ, directories=[str(d) for d in directories], pr_comment=pr_comment, pr_number=pr_number,
             drift_issue=drift_issue,
         ):  # fmt: skip
             click.echo(line, err=True)

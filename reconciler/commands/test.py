@@ -1,4 +1,4 @@
-"""`llm-registry test [NAME...]`: connection tests only; writes nothing but, with --from-db, audit events.
+"""`llm-registry test [DIR...] [--model NAME...]`: connection tests only; writes nothing but, with --from-db, audit events.
 
 Tests the models of the registry directory (keys from their `${env:NAME}`
 references) or, with `--from-db`, the models stored in the database (keys
@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import click
 
-from reconciler.commands._common import database_url_option
+from reconciler.commands._common import database_url_option, directories_argument
+from reconciler.console import is_quiet
 from reconciler.connection import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT,
@@ -69,8 +70,10 @@ def _is_active(model: Any) -> bool:
     return bool(getattr(model, "active", True))
 
 
-def targets_from_directory(directory: Path, names: Sequence[str], environ: Mapping[str, str]) -> tuple[list[ConnectionTarget], list[str]]:
-    """Validate the registry directory (diagnostics printed as `validate` does) and build the targets."""
+def targets_from_directory(
+    directory: Path | Sequence[Path], names: Sequence[str], environ: Mapping[str, str]
+) -> tuple[list[ConnectionTarget], list[str]]:
+    """Validate the registry directories (diagnostics printed as `validate` does) and build the targets."""
     from reconciler.commands._common import load_registry_reporting
 
     registry, _ = load_registry_reporting(directory)
@@ -148,18 +151,23 @@ def record_audit_events(
 
 
 class _Progress:
-    """A one-line progress display on stderr, only when stderr is a terminal."""
+    """Progress on stderr: a line at once, then one per finished test (rewritten in place on a terminal).
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    The first line comes before LiteLLM is imported (seconds on a loaded machine), so
+    that nobody wonders whether the command hangs. Nothing under --quiet.
+    """
+
+    def __init__(self, total: int, enabled: bool, terminal: bool = False) -> None:
         self.total = total
         self.done = 0
         self.failed = 0
         self.enabled = enabled
+        self.terminal = terminal
 
     def start(self, concurrency: int, timeout: float) -> None:
         if self.enabled:
             click.echo(f"Testing {self.total} model{'s' * (self.total != 1)} "
-                       f"({concurrency} at a time, timeout {timeout:g} s)...", err=True)
+                       f"({concurrency} at a time, timeout {timeout:g} s): loading provider clients...", err=True)
 
     def __call__(self, result: ConnectionResult) -> None:
         self.done += 1
@@ -167,10 +175,13 @@ class _Progress:
         if self.enabled:
             failed = f", {self.failed} failed" if self.failed else ""
             line = f"[{self.done}/{self.total}{failed}] {escape_text(result.name)}: {result.status} ({result.latency_ms} ms)"
-            click.echo(f"\r\033[K{line}", err=True, nl=False)
+            if self.terminal:
+                click.echo(f"\r\033[K{line}", err=True, nl=False)
+            else:
+                click.echo(line, err=True)
 
     def finish(self) -> None:
-        if self.enabled and self.done:
+        if self.enabled and self.terminal and self.done:
             click.echo("\r\033[K", err=True, nl=False)
 
 
@@ -215,11 +226,9 @@ def render_json(targets: Sequence[ConnectionTarget], results: Sequence[Connectio
 
 
 @click.command("test")
-@click.argument("names", nargs=-1, metavar="[NAME]...")
-@click.option(
-    "--dir", "directory", default="registry.d", show_default=True, type=click.Path(path_type=Path),
-    help="Registry directory whose models are tested.",
-)
+@directories_argument
+@click.option("--model", "names", multiple=True, metavar="NAME",
+              help="Test only this model, active or not (repeatable). Default: every active model.")
 @click.option("--concurrency", default=DEFAULT_CONCURRENCY, show_default=True, type=click.IntRange(1, 256),
               help="Tests running at once.")
 @click.option("--timeout", default=DEFAULT_TIMEOUT, show_default=True, type=click.FloatRange(0, 3600, min_open=True),
@@ -231,7 +240,7 @@ def render_json(targets: Sequence[ConnectionTarget], results: Sequence[Connectio
                    "and record a MODEL_CONNECTION_TESTED audit event for each.")
 @database_url_option
 def command(
-    names: tuple[str, ...], directory: Path, concurrency: int, timeout: float, output_format: str,
+    directories: tuple[Path, ...], names: tuple[str, ...], concurrency: int, timeout: float, output_format: str,
     from_db: bool, database_url: str | None,
 ) -> int:
     """Test that models answer: the key works, the endpoint is reachable, the model exists.
@@ -239,16 +248,18 @@ def command(
     \b
     Embedding models embed one short string and must return vectors of their
     declared dimensions; generation and NER models must return a one-token
-    completion. Tests every active model, or only the NAMEs given (active or not).
-    Keys come from the ${env:NAME} references of the registry directory or, with
-    --from-db, from the database (LLM_REGISTRY_ENCRYPTION_KEY decrypts them).
-    Exits 1 if any test fails.
+    completion. Tests every active model of the registry in each DIR (default:
+    registry.d), or only the --model NAMEs given (active or not). Keys come from the
+    ${env:NAME} references of the registry or, with --from-db, from the database
+    (LLM_REGISTRY_ENCRYPTION_KEY decrypts them). Exits 1 if any test fails.
     """
     if not from_db:
         if database_url is not None:
             raise RegistryError("--database-url needs --from-db (the directory's models are tested otherwise)")
-        targets, skipped = targets_from_directory(directory, names, os.environ)
+        targets, skipped = targets_from_directory(directories or (Path("registry.d"),), names, os.environ)
         return run_and_report(targets, skipped, concurrency=concurrency, timeout=timeout, output_format=output_format)
+    if directories:
+        raise RegistryError("--from-db tests the models stored in the database: give no DIR (select with --model)")
     from reconciler.secrets import undecryptable_message
 
     targets, skipped, model_ids, undecryptable = targets_from_database(database_url, names, os.environ)
@@ -290,7 +301,7 @@ def test_targets(targets: Sequence[ConnectionTarget], *, concurrency: int, timeo
     """Run the connection tests, showing progress when stderr is a terminal."""
     if not targets:
         return []
-    progress = _Progress(len(targets), enabled=_stderr_is_tty())
+    progress = _Progress(len(targets), enabled=not is_quiet(), terminal=_stderr_is_tty())
     progress.start(concurrency, timeout)
     try:
         return run_connection_tests(targets, concurrency=concurrency, timeout=timeout, on_result=progress)
@@ -308,7 +319,7 @@ def print_results(
     if output_format == "json":
         click.echo(render_json(targets, results, skipped))
         return
-    if skipped:
+    if skipped and not is_quiet():
         click.echo(f"skipped {len(skipped)} inactive model{'s' * (len(skipped) != 1)} "
                    f"({escape_text(', '.join(skipped))}); name them to test them", err=True)
     if not targets:

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
+from reconciler.console import is_quiet
 from reconciler.diagnostics import format_github, format_json, format_text
 from reconciler.errors import EXIT_ERROR, EXIT_OK
-from reconciler.validate import ValidationResult, validate_directory
+from reconciler.validate import ValidationResult, validate_directories
 
 
 @click.command("validate")
-@click.argument("directory", default="registry.d", type=click.Path(path_type=Path))
+@click.argument("directories", nargs=-1, metavar="[DIR]...", type=click.Path(path_type=Path))
 @click.option(
     "--format",
     "output_format",
@@ -21,14 +22,16 @@ from reconciler.validate import ValidationResult, validate_directory
     show_default=True,
     help="text: path:line:col messages; json: a list of objects; github: workflow commands that annotate the PR.",
 )
-def command(directory: Path, output_format: str) -> int:
-    """Check every *.yaml/*.yml file under DIRECTORY (default: registry.d).
+def command(directories: tuple[Path, ...], output_format: str) -> int:
+    """Check every *.yaml/*.yml file under each DIR (default: registry.d), as one registry.
 
     Reports every error in every file, each at file:line:column, without touching
-    the database or any provider. Exits 0 when the registry is valid (warnings
-    allowed), 1 when it is not.
+    the database or any provider. Model names are unique across all DIRs
+    (`validate registry.d/common registry.d/prod`). Exits 0 when the registry is
+    valid (warnings allowed), 1 when it is not.
     """
-    result = validate_directory(directory)
+    directories = directories or (Path("registry.d"),)
+    result = validate_directories(directories)
     if output_format == "json":
         click.echo(format_json(result.diagnostics))
     elif output_format == "github":
@@ -39,8 +42,9 @@ def command(directory: Path, output_format: str) -> int:
         # verdict goes to stdout when valid (scripts may read it) and stderr when not.
         for diagnostic in result.diagnostics:
             click.echo(format_text(diagnostic), err=True)
-        if result.files or result.ok or any(d.location for d in result.diagnostics):
-            click.echo(_summary(directory, result), err=not result.ok)
+        if not result.ok or not is_quiet():
+            if result.files or result.ok or any(d.location for d in result.diagnostics):
+                click.echo(_summary(" ".join(map(str, directories)), result), err=not result.ok)
     return EXIT_OK if result.ok else EXIT_ERROR
 
 
@@ -48,7 +52,7 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'s' * (number != 1)}"
 
 
-def _summary(directory: Path, result: ValidationResult) -> str:
+def _summary(directory: str, result: ValidationResult) -> str:
     """`registry.d: valid, 11 models in 6 files` or `registry.d: invalid, 3 errors in 2 files`."""
     warnings = f", {_count(len(result.warnings), 'warning')}" if result.warnings else ""
     if result.ok:

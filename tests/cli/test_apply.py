@@ -165,11 +165,13 @@ def test_without_a_terminal_apply_needs_auto_approve(run_cli: Any, registry_dir:
 def test_on_a_terminal_apply_asks_for_yes(run_cli: Any, registry_dir: Path, database_url: str, engine: Any, monkeypatch: pytest.MonkeyPatch, answer: str, applied: bool) -> None:
     monkeypatch.setattr("reconciler.commands.apply._stdin_is_terminal", lambda: True)
     result = run_cli("apply", str(registry_dir), "--database-url", database_url, env=APPLY_ENV, input=answer)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == (0 if applied else 1), result.output  # a declined prompt exits 1, as Terraform's
     assert "Only 'yes' will be accepted" in result.stdout
+    assert result.stdout.count("llm-registry will perform the following actions:") == 1  # the plan, once
+    assert result.stdout.count("gpt-4o-mini will be created") == 1
     assert bool(models_by_name(engine)) is applied
     if not applied:
-        assert "Apply cancelled; nothing was written." in result.stdout and audit_events(engine) == []
+        assert "Apply cancelled; nothing was written." in result.stderr and audit_events(engine) == []
 
 
 def test_dry_run_does_everything_then_rolls_back(run_cli: Any, registry_dir: Path, database_url: str, engine: Any, fake_provider: Any) -> None:

@@ -43,7 +43,7 @@ KEYS = {"OPENAI_API_KEY": CANARY_KEY, "ANTHROPIC_API_KEY": CANARY_KEY}
 
 def test_all_ok_prints_a_table_and_exits_0(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
     directory = write_registry(tmp_path, fake_provider)
-    result = run_cli("test", "--dir", str(directory), env=KEYS)
+    result = run_cli("test", str(directory), env=KEYS)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["NAME", "PROVIDER", "TYPE", "STATUS", "LATENCY", "MESSAGE"]
@@ -60,7 +60,7 @@ def test_all_ok_prints_a_table_and_exits_0(run_cli, fake_provider: FakeProvider,
 def test_a_failure_exits_1_and_says_what_to_fix(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
     directory = write_registry(tmp_path, fake_provider)
     fake_provider.set_model("nomic-embed-text", dimensions=1024)
-    result = run_cli("test", "--dir", str(directory), env={**KEYS, "OPENAI_API_KEY": "sk-wrong-" + CANARY_KEY})
+    result = run_cli("test", str(directory), env={**KEYS, "OPENAI_API_KEY": "sk-wrong-" + CANARY_KEY})
     assert result.exit_code == 1
     assert "dimension_mismatch" in result.stdout
     assert "vector has 1024 dimensions, registry declares 768" in result.stdout
@@ -71,12 +71,12 @@ def test_a_failure_exits_1_and_says_what_to_fix(run_cli, fake_provider: FakeProv
 
 def test_names_select_models_and_unknown_names_are_listed(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
     directory = write_registry(tmp_path, fake_provider)
-    result = run_cli("test", "--dir", str(directory), "nomic", env=KEYS)
+    result = run_cli("test", str(directory), "--model", "nomic", env=KEYS)
     assert result.exit_code == 0, result.output
     assert "nomic" in result.stdout and "gpt" not in result.stdout
     assert fake_provider.request_count() == 1
 
-    result = run_cli("test", "--dir", str(directory), "nomic", "nope", "gtp", env=KEYS)
+    result = run_cli("test", str(directory), "--model", "nomic", "--model", "nope", "--model", "gtp", env=KEYS)
     assert result.exit_code == 1
     assert "unknown models: nope, gtp; known: claude-ner, gpt, nomic" in result.stderr
     assert fake_provider.request_count() == 1, "nothing is tested when a name is wrong"
@@ -87,7 +87,7 @@ def test_unset_key_variable_fails_without_a_request(run_cli, fake_provider: Fake
     env = {"ANTHROPIC_API_KEY": CANARY_KEY}
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("OPENAI_API_KEY", raising=False)
-        result = run_cli("test", "--dir", str(directory), "gpt", env=env)
+        result = run_cli("test", str(directory), "--model", "gpt", env=env)
     assert result.exit_code == 1
     assert "no API key: environment variable OPENAI_API_KEY is not set" in result.stdout
     assert fake_provider.request_count() == 0
@@ -96,7 +96,7 @@ def test_unset_key_variable_fails_without_a_request(run_cli, fake_provider: Fake
 def test_json_format(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
     directory = write_registry(tmp_path, fake_provider)
     fake_provider.set_model("gpt-4o-mini", status=429, api_key=CANARY_KEY)
-    result = run_cli("test", "--dir", str(directory), "--format", "json", env=KEYS)
+    result = run_cli("test", str(directory), "--format", "json", env=KEYS)
     assert result.exit_code == 1
     payload = json.loads(result.stdout)
     assert payload["passed"] == 2 and payload["failed"] == 1
@@ -114,18 +114,18 @@ def test_inactive_models_are_skipped_unless_named(run_cli, fake_provider: FakePr
     retired = generation_model(name="retired", provider="ollama", model_id="llama3", api_key=None,
                                api_endpoint=fake_provider.url, active=False)
     directory = write_registry(tmp_path, fake_provider, retired)
-    result = run_cli("test", "--dir", str(directory), env=KEYS)
+    result = run_cli("test", str(directory), env=KEYS)
     assert result.exit_code == 0, result.output
     assert "skipped 1 inactive model (retired)" in result.stderr
     assert fake_provider.request_count("llama3") == 0
-    result = run_cli("test", "--dir", str(directory), "retired", env=KEYS)
+    result = run_cli("test", str(directory), "--model", "retired", env=KEYS)
     assert result.exit_code == 0 and fake_provider.request_count("llama3") == 1
 
 
 def test_invalid_registry_is_refused_before_any_test(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
     directory = tmp_path / "registry.d"
     write_registry_file(directory, [embedding_model(name="bad", api_endpoint=fake_provider.url, parameters={"dimensions": -1})])
-    result = run_cli("test", "--dir", str(directory))
+    result = run_cli("test", str(directory))
     assert result.exit_code == 1
     assert "invalid registry" in result.stderr
     assert fake_provider.request_count() == 0
@@ -134,18 +134,31 @@ def test_invalid_registry_is_refused_before_any_test(run_cli, fake_provider: Fak
 def test_timeout_and_concurrency_options(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
     directory = write_registry(tmp_path, fake_provider)
     fake_provider.set_model("nomic-embed-text", hang=True)
-    result = run_cli("test", "--dir", str(directory), "--timeout", "0.5", "--concurrency", "1", "nomic", env=KEYS)
+    result = run_cli("test", str(directory), "--timeout", "0.5", "--concurrency", "1", "--model", "nomic", env=KEYS)
     assert result.exit_code == 1
     assert "no answer within 0.5 s from" in result.stdout
     assert fake_provider.request_count("nomic-embed-text") == 1
-    assert run_cli("test", "--dir", str(directory), "--concurrency", "0").exit_code == 1
-    assert run_cli("test", "--dir", str(directory), "--timeout", "0").exit_code == 1
+    assert run_cli("test", str(directory), "--concurrency", "0").exit_code == 1
+    assert run_cli("test", str(directory), "--timeout", "0").exit_code == 1
 
 
-def test_no_progress_when_stderr_is_not_a_terminal(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
+def test_progress_lines_without_a_terminal_and_none_when_quiet(run_cli, fake_provider: FakeProvider, tmp_path: Path) -> None:
     directory = write_registry(tmp_path, fake_provider)
-    result = run_cli("test", "--dir", str(directory), env=KEYS)
-    assert "Testing" not in result.stderr and "\r" not in result.output
+    result = run_cli("test", str(directory), env=KEYS)
+    lines = [line for line in result.stderr.splitlines() if ": warning: " not in line]  # "no default" warnings
+    # A line at once (before LiteLLM loads), then one per finished test; no terminal codes.
+    assert lines[0] == "Testing 3 models (8 at a time, timeout 30 s): loading provider clients..."
+    assert sorted(line.split("] ")[1].split(":")[0] for line in lines[1:]) == ["claude-ner", "gpt", "nomic"]
+    assert lines[-1].startswith("[3/3] ") and "\r" not in result.output
+    quiet = run_cli("test", str(directory), "--quiet", env=KEYS)
+    assert quiet.exit_code == 0 and "3 passed, 0 failed" in quiet.stdout
+    assert [line for line in quiet.stderr.splitlines() if ": warning: " not in line] == []
+
+
+def test_a_model_name_where_a_directory_goes_says_the_directory_is_missing(run_cli, tmp_path: Path) -> None:
+    result = run_cli("test", str(tmp_path / "nomic"))
+    assert result.exit_code == 1
+    assert f"registry directory {tmp_path / 'nomic'} does not exist" in result.stderr
 
 
 def test_progress_on_a_terminal(fake_provider: FakeProvider, tmp_path: Path) -> None:
@@ -153,7 +166,7 @@ def test_progress_on_a_terminal(fake_provider: FakeProvider, tmp_path: Path) -> 
     master, slave = pty.openpty()
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "test", "--dir", str(directory)],
+            [sys.executable, "-m", "reconciler", "test", str(directory)],
             stdout=subprocess.PIPE, stderr=slave, cwd=REPO, env={**os.environ, **KEYS},
         )
         os.close(slave)
@@ -174,7 +187,7 @@ def test_progress_on_a_terminal(fake_provider: FakeProvider, tmp_path: Path) -> 
         os.close(master)
     text = seen.decode()
     assert process.returncode == 0, text
-    assert "Testing 3 models (8 at a time, timeout 30 s)..." in text
+    assert "Testing 3 models (8 at a time, timeout 30 s): loading provider clients..." in text
     assert "[3/3]" in text
     assert "3 passed, 0 failed" in stdout.decode()
     assert CANARY_KEY not in text + stdout.decode()
@@ -183,7 +196,7 @@ def test_progress_on_a_terminal(fake_provider: FakeProvider, tmp_path: Path) -> 
 def test_help_lists_the_options(run_cli) -> None:
     result = run_cli("test", "--help")
     assert result.exit_code == 0
-    for option in ("--dir", "--concurrency", "--timeout", "--format"):
+    for option in ("--model", "--concurrency", "--timeout", "--format"):
         assert option in result.stdout
 
 
@@ -249,7 +262,7 @@ def test_from_db_failure_is_audited_without_the_key(
 
     _stored_models(connection, fake_provider)
     fake_provider.set_model("stored-gpt", api_key="a-different-key")  # the stored (canary) key is now wrong
-    result = run_cli("test", "--from-db", "--database-url", database_url, "gpt", "old", "--format", "json", env=_db_env())
+    result = run_cli("test", "--from-db", "--database-url", database_url, "--model", "gpt", "--model", "old", "--format", "json", env=_db_env())
     assert result.exit_code == 1
     payload = json.loads(result.stdout)
     statuses = {item["name"]: item["status"] for item in payload["results"]}
@@ -278,22 +291,22 @@ def test_from_db_needs_the_passphrase_for_stored_keys(
         assert "LLM_REGISTRY_ENCRYPTION_KEY is not set" in result.stderr
         assert fake_provider.request_count() == 0 and read_audit_events(connection) == []
         # A model without a key needs no passphrase.
-        result = run_cli("test", "--from-db", "--database-url", database_url, "emb")
+        result = run_cli("test", "--from-db", "--database-url", database_url, "--model", "emb")
         assert result.exit_code == 0, result.output
 
 
 @pytest.mark.db
 def test_from_db_unknown_name(run_cli, fake_provider: FakeProvider, database_url: str, connection: Any) -> None:
     _stored_models(connection, fake_provider)
-    result = run_cli("test", "--from-db", "--database-url", database_url, "nope", env=_db_env())
+    result = run_cli("test", "--from-db", "--database-url", database_url, "--model", "nope", env=_db_env())
     assert result.exit_code == 1
     assert "unknown model in the database: nope; known: emb, gpt, old" in result.stderr
-    result = run_cli("test", "--from-db", "--database-url", database_url, "nope", "gtp", env=_db_env())
+    result = run_cli("test", "--from-db", "--database-url", database_url, "--model", "nope", "--model", "gtp", env=_db_env())
     assert "unknown models in the database: nope, gtp; known: emb, gpt, old" in result.stderr
 
 
 def test_database_url_without_from_db_is_refused(run_cli, tmp_path: Path) -> None:
-    result = run_cli("test", "--dir", str(tmp_path), "--database-url", "postgresql://nowhere/db")
+    result = run_cli("test", str(tmp_path), "--database-url", "postgresql://nowhere/db")
     assert result.exit_code == 1
     assert "--database-url needs --from-db" in result.stderr
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from reconciler.diagnostics import Diagnostic
-from reconciler.validate import ValidationResult, validate_directory
+from reconciler.validate import ValidationResult, validate_directories, validate_directory
 from tests.factories import (
     CANARY_KEY,
     embedding_model,
@@ -499,19 +499,37 @@ def test_duplicate_name_across_files_names_both_places(tmp_path: Path) -> None:
     first = write_registry_file(tmp_path, [ner_model(name="shared", default=True)], "a.yaml")
     second = write_registry_file(tmp_path, [ner_model(name="shared")], "b.yaml")
     result = validate_directory(tmp_path)
-    diagnostic = only(result, "duplicate-name")
-    first_line = at(first, "name: shared")[0]
-    assert diagnostic.location is not None and diagnostic.location.file.endswith("b.yaml")
-    assert place(diagnostic) == at(second, "name: shared", value=True)
-    assert f"a.yaml:{first_line}:" in diagnostic.message
-    assert diagnostic.message.startswith("duplicate model name 'shared': also defined at ")
+    in_a, in_b = [d for d in result.diagnostics if d.code == "duplicate-name"]
+    assert place(in_a) == at(first, "name: shared", value=True)
+    assert place(in_b) == at(second, "name: shared", value=True)
+    assert f"b.yaml:{at(second, 'name: shared')[0]}:" in in_a.message
+    assert f"a.yaml:{at(first, 'name: shared')[0]}:" in in_b.message
+    assert in_b.message.startswith("duplicate model name 'shared': also defined at ")
+
+
+def test_duplicate_name_across_directories_is_an_error_at_both(tmp_path: Path) -> None:
+    common = write_registry_file(tmp_path / "common", [ner_model(name="shared", default=True)])
+    prod = write_registry_file(tmp_path / "prod", [ner_model(name="shared")])
+    result = validate_directories([tmp_path / "common", tmp_path / "prod"])
+    assert not result.ok and result.spec is None
+    places = sorted((d.location.file, place(d)) for d in result.diagnostics if d.code == "duplicate-name" and d.location)
+    assert places == [(str(common), at(common, "name: shared", value=True)), (str(prod), at(prod, "name: shared", value=True))]
+
+
+def test_several_directories_make_one_registry(tmp_path: Path) -> None:
+    write_registry_file(tmp_path / "common", [ner_model(name="shared", default=True)])
+    write_registry_file(tmp_path / "prod", [ner_model(name="prod-only")])
+    result = validate_directories([tmp_path / "common", tmp_path / "prod"])
+    assert result.ok and result.spec is not None
+    assert [m.name for m in result.spec.models] == ["prod-only", "shared"]
+    assert len(result.files) == 2
 
 
 def test_duplicate_name_is_reported_even_when_the_model_has_other_errors(tmp_path: Path) -> None:
     write_registry_file(tmp_path, [ner_model(name="shared", default=True)], "a.yaml")
     write_registry_file(tmp_path, [ner_model(name="shared", parameters={"batch_size": 0})], "b.yaml")
     codes = sorted(d.code for d in validate_directory(tmp_path).errors)
-    assert codes == ["duplicate-name", "out-of-range"]
+    assert codes == ["duplicate-name", "duplicate-name", "out-of-range"]
 
 
 def test_duplicate_key_in_one_mapping(tmp_path: Path) -> None:
@@ -779,3 +797,20 @@ def test_an_explicit_null_endpoint_is_the_same_as_none(tmp_path: Path) -> None:
     result = check_text(tmp_path, text)
     assert_valid(result)
     assert result.spec is not None and result.spec.models[0].api_endpoint is None
+
+
+def test_endpoint_and_version_may_be_env_references_kept_with_their_location(tmp_path: Path) -> None:
+    path = write_registry_file(tmp_path, [embedding_model(name="e", api_endpoint="${env:OLLAMA_URL}", default=True)])
+    result = validate_directory(tmp_path)
+    assert_valid(result)
+    assert result.spec is not None
+    (reference,) = result.spec.references
+    assert (reference.model, reference.field, reference.variable, reference.value) == ("e", "api_endpoint", "OLLAMA_URL", None)
+    assert reference.location is not None
+    assert (reference.location.line, reference.location.column) == at(path, "${env:OLLAMA_URL}")
+
+
+def test_a_malformed_endpoint_reference_is_an_error(tmp_path: Path) -> None:
+    write_registry_file(tmp_path, [embedding_model(name="e", api_endpoint="${env:OLLAMA-URL}", default=True)])
+    diagnostic = only(validate_directory(tmp_path), "bad-value")
+    assert diagnostic.message == "api_endpoint: malformed reference; write it as ${env:NAME}"
