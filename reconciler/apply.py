@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from reconciler.audit import AuditEvent, connection_tested_event, new_run_id, record_aborted_tests, write_audit_events
 from reconciler.connection import ConnectionResult, ConnectionTarget, run_connection_tests, target_from_model
-from reconciler.db import LOCK_NOT_AVAILABLE, set_local_lock_timeout, sqlstate
+from reconciler.db import INSUFFICIENT_PRIVILEGE, LOCK_NOT_AVAILABLE, ROLES_HINT, set_local_lock_timeout, sqlstate
 from reconciler.errors import EXIT_BLOCKED, RegistryError
 from reconciler.pipeline import plan_registry
 from reconciler.plan import Plan
@@ -62,6 +62,7 @@ class ApplyOptions:
     timeout: float = 30.0
     lock_timeout: float = 60.0
     allow_delete_all: bool = False
+    targets: tuple[str, ...] = ()  # --target: a partial run, recorded in every audit event
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,9 @@ def apply_registry(
         acquire_lock(connection, options, hooks)
         state = read_state(connection)
         keys, passphrase = resolve_keys(registry, environ)
-        plan = plan_registry(registry, state, environ, allow_delete_all=options.allow_delete_all).plan
+        plan = plan_registry(
+            registry, state, environ, allow_delete_all=options.allow_delete_all, targets=options.targets
+        ).plan
         if saved is not None:
             check_saved_target(saved, database_identity(connection), options.environment)
             check_saved_plan(saved, plan)
@@ -265,6 +268,8 @@ def apply_registry(
         events = write_changes(connection, plan, state, keys, passphrase, {r.name: r for r in results}, options.skip_connection_tests)
         ids = {event.model_name: event.model_id for event in events}
         events = [connection_tested_event(r, ids.get(r.name)) for r in results] + events
+        if options.targets:  # a partial run says so in the audit trail
+            events = [replace(event, details={**event.details, "targets": list(options.targets)}) for event in events]
         write_audit_events(
             connection, events, run_id=options.run_id, actor=options.actor, source_revision=options.revision,
             environment=options.environment,
@@ -309,7 +314,10 @@ def _database_failure(error: Any, lock_timeout: float | None = None) -> Registry
         )
     original = getattr(error, "orig", None) or error
     first_line = (str(original).strip().splitlines() or [type(original).__name__])[0]
-    return RegistryError(f"database error during apply ({first_line}); the transaction was rolled back, nothing was written")
+    hint = f"; {ROLES_HINT}" if sqlstate(error) == INSUFFICIENT_PRIVILEGE else ""
+    return RegistryError(
+        f"database error during apply ({first_line}); the transaction was rolled back, nothing was written{hint}"
+    )
 
 
 def _rollback_quietly(transaction: Any) -> None:

@@ -15,7 +15,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from reconciler.tables import AUDIT_EVENT_TYPES
 
@@ -70,9 +70,13 @@ class StoredAuditEvent:
     actor: str
     source_revision: str | None
     details: Mapping[str, Any]
+    environment: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (`occurred_at` as ISO 8601 in UTC)."""
+        """The event as `audit --format json` prints it: every column, always every key (docs/audit.md).
+
+        `occurred_at` is ISO 8601 in UTC; absent values are null, never missing keys.
+        """
         return {
             "id": self.id,
             "occurred_at": self.occurred_at.astimezone(timezone.utc).isoformat(),
@@ -82,6 +86,7 @@ class StoredAuditEvent:
             "model_id": self.model_id,
             "actor": self.actor,
             "source_revision": self.source_revision,
+            "environment": self.environment,
             "details": dict(self.details),
         }
 
@@ -228,22 +233,41 @@ def read_audit_events(
     since: datetime | None = None,
     run_id: str | None = None,
     limit: int | None = None,
+    until: datetime | None = None,
+    event_types: Sequence[str] = (),
+    actors: Sequence[str] = (),
+    environment: str | None = None,
 ) -> list[StoredAuditEvent]:
-    """The recorded events, oldest first, filtered by model name, time (inclusive) and run id.
+    """The recorded events, oldest first, filtered; every filter given must hold.
 
-    With `limit`, the newest `limit` matching events (still oldest first).
+    `model` follows the model through renames: the events of every row id ever
+    recorded under that name (or the id of the row that has it now), whatever name
+    each event carries, plus events under the name without an id. `since` and `until`
+    are inclusive; `event_types` and `actors` match any of theirs. With `limit`, the
+    newest `limit` matching events (still oldest first).
     """
-    from sqlalchemy import select
+    from sqlalchemy import or_, select
 
+    from reconciler.tables import llm_models
     from reconciler.tables import registry_audit_events as events
 
     query = select(events)
     if model is not None:
-        query = query.where(events.c.model_name == model)
+        ids = select(events.c.model_id).where(events.c.model_name == model, events.c.model_id.is_not(None))
+        current = select(llm_models.c.id).where(llm_models.c.name == model)
+        query = query.where(
+            or_(events.c.model_name == model, events.c.model_id.in_(ids), events.c.model_id.in_(current))
+        )
     if since is not None:
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=timezone.utc)
-        query = query.where(events.c.occurred_at >= since)
+        query = query.where(events.c.occurred_at >= _aware(since))
+    if until is not None:
+        query = query.where(events.c.occurred_at <= _aware(until))
+    if event_types:
+        query = query.where(events.c.event_type.in_(list(event_types)))
+    if actors:
+        query = query.where(events.c.actor.in_(list(actors)))
+    if environment is not None:
+        query = query.where(events.c.environment == environment)
     if run_id is not None:
         query = query.where(events.c.run_id == run_id)
     if limit is not None:
@@ -289,4 +313,9 @@ def _stored_event(row: Mapping[str, Any]) -> StoredAuditEvent:
         actor=row["actor"],
         source_revision=row["source_revision"],
         details=row["details"],
+        environment=row["environment"],
     )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

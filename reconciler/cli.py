@@ -176,6 +176,10 @@ class LazyGroup(click.Group):
         except Exception as error:  # noqa: BLE001 - last resort, see docstring
             if os.environ.get("LLM_REGISTRY_DEBUG"):
                 raise
+            denied = _permission_denied(error)
+            if denied is not None:
+                click.echo(f"error: {escape_text(denied)}", err=True)
+                fail(escape_text(denied), EXIT_ERROR, "error")
             message = f"internal error ({type(error).__name__}); re-run with LLM_REGISTRY_DEBUG=1 for details"
             click.echo(f"error: {message}", err=True)
             fail(message, EXIT_ERROR, "internal")
@@ -183,6 +187,15 @@ class LazyGroup(click.Group):
             if os.getcwd() != started_in:
                 os.chdir(started_in)
         sys.exit(exit_code if isinstance(exit_code, int) else 0)
+
+
+def _permission_denied(error: BaseException) -> str | None:
+    """A database error for a missing privilege, as a clean line (db imported only when one happened)."""
+    if getattr(getattr(error, "orig", None), "sqlstate", None) is None:
+        return None
+    from reconciler.db import permission_denied
+
+    return permission_denied(error)
 
 
 def _change_directory(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

@@ -6,7 +6,6 @@ Click context's `meta`, so in-process runs (tests) never leak it into each other
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable, Mapping, Sequence
 
 import click
@@ -72,6 +71,8 @@ def error_document(message: str, exit_code: int, kind: str, diagnostics: Iterabl
                 "message": diagnostic.message,
             }
         )
-    return json.dumps(
+    from reconciler.diagnostics import json_text
+
+    return json_text(
         {"error": {"kind": kind, "message": message, "exit_code": exit_code, "diagnostics": rows}}, indent=2
     )

@@ -341,6 +341,19 @@ def sqlstate(error: BaseException) -> str | None:
     return getattr(original, "sqlstate", None) or getattr(getattr(original, "diag", None), "sqlstate", None)
 
 
+INSUFFICIENT_PRIVILEGE = "42501"
+ROLES_HINT = "the database role may not do this: see docs/roles.md (llm-registry db roles)"
+
+
+def permission_denied(error: BaseException) -> str | None:
+    """For a database error that is a missing privilege: one clean line saying so and where roles are documented."""
+    if sqlstate(error) != INSUFFICIENT_PRIVILEGE:
+        return None
+    original = getattr(error, "orig", None) or error
+    first_line = (str(original).strip().splitlines() or ["permission denied"])[0]
+    return f"{first_line}; {ROLES_HINT}"
+
+
 def require_schema_at_head(connection: "Connection") -> None:
     """Raise a RegistryError naming `llm-registry db upgrade` unless the schema is at head."""
     current = stored_revision(connection)

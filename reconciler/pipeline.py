@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from reconciler.diagnostics import Diagnostic, error
+from reconciler.drift import mark_drift
 from reconciler.errors import RegistryError
 from reconciler.gc_pause import collector_paused
 from reconciler.plan import KEY_UNKNOWN, Plan, compute_plan
@@ -19,6 +20,7 @@ from reconciler.policy import apply_policies
 from reconciler.secrets import ENCRYPTION_KEY_ENV, key_fingerprint, resolve_reference, verify_passphrase
 from reconciler.spec import RegistrySpec, env_reference_name, is_http_url
 from reconciler.state import RegistryState
+from reconciler.targeting import check_targets, limit_to_targets
 from reconciler.validate import ValidationResult, validate_directories
 
 
@@ -137,15 +139,23 @@ def plan_registry(
     environ: Mapping[str, str],
     *,
     allow_delete_all: bool = False,
+    targets: Sequence[str] = (),
 ) -> PlannedRun:
     """Compute the plan of `registry` against `state` and apply the policies.
 
     A passphrase that does not open the registry's passphrase check (or a stored key)
     is a RegistryError naming the variable: with it every key would look changed.
+    With `targets`, only those models (and what they need) are planned; an unknown
+    target is a RegistryError (targeting.py).
     """
     verify_passphrase(state.passphrase_probe, environ.get(ENCRYPTION_KEY_ENV) or None)
+    if targets:
+        check_targets(targets, registry, state)
     raw = compute_plan(registry, state, key_fingerprints(registry, environ))
     raw = replace(raw, resolved_references=tuple(ref for ref in registry.references if ref.value is not None))
+    raw = mark_drift(raw, state)
+    if targets:
+        raw = limit_to_targets(raw, targets)
     variables = {env_reference_name(model.api_key) for model in registry.models if model.api_key}
     unset = tuple(sorted(name for name in variables if name and not environ.get(name)))
     with collector_paused():  # the policies simulate the plan: 10,000 rows' worth of objects, no cycles

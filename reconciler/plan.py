@@ -55,7 +55,9 @@ class Action:
     `desired` is the full record git asks for (create/update; its `api_key` is the
     `${env:NAME}` reference, never a value). `model_id` is the existing row's id.
     `blocked` holds the policy reasons that refuse this action; `warnings` what a
-    reviewer should know but does not stop it.
+    reviewer should know but does not stop it. `drift` marks a row changed outside
+    llm-registry since apply wrote it, `drift_fields` which fields (when they can be
+    told; see drift.py).
     """
 
     kind: ActionKind
@@ -71,6 +73,8 @@ class Action:
     location: Location | None = None
     blocked: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    drift: bool = False
+    drift_fields: tuple[str, ...] = ()
 
     @property
     def is_blocked(self) -> bool:
@@ -91,6 +95,7 @@ class Plan:
     `unset_key_variables` names the referenced variables unset at plan time, so that a
     plan can say `(not set: known at apply)` rather than leave the reviewer guessing.
     `resolved_references` are the `${env:NAME}` fields resolved for this plan (shown).
+    `new_unmanaged`: the unmanaged rows made since the last apply (drift.py).
     """
 
     actions: tuple[Action, ...] = ()
@@ -104,6 +109,11 @@ class Plan:
     key_fingerprints: Mapping[str, str | None] = field(default_factory=dict)
     unset_key_variables: tuple[str, ...] = ()
     resolved_references: tuple[FieldReference, ...] = ()
+    new_unmanaged: tuple[str, ...] = ()
+    # --target (targeting.py): the names asked for, what they brought along, what was left out.
+    targets: tuple[str, ...] = ()
+    target_extras: tuple[str, ...] = ()
+    left_out: tuple[str, ...] = ()
 
     def count(self, kind: ActionKind) -> int:
         """Actions of that kind that are not blocked."""
@@ -118,6 +128,11 @@ class Plan:
     def has_changes(self) -> bool:
         """True when applying would change anything."""
         return bool(self.actions)
+
+    @property
+    def partial(self) -> bool:
+        """True when --target limited the plan to some models."""
+        return bool(self.targets)
 
     @property
     def is_blocked(self) -> bool:

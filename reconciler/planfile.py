@@ -82,6 +82,7 @@ class SavedPlan:
     directory: str
     created_at: str
     target: Target
+    targets: tuple[str, ...] = ()  # --target of the plan (its JSON's "targets"): apply re-plans with them
 
 
 def keys_digest(key_fingerprints: Mapping[str, str | None]) -> str:
@@ -232,6 +233,7 @@ def read_planfile(path: Path, passphrase: str) -> SavedPlan:
                 revision=document["target"]["revision"],
                 database_identity=str(document["target"]["database_identity"]),
             ),
+            targets=tuple(str(name) for name in document["plan"].get("targets", [])),
         )
     except (KeyError, TypeError, ValidationError):
         raise RegistryError(f"{path} is a damaged plan file; re-run plan --out") from None

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from reconciler.plan import Action, Plan, simulate_apply
 from reconciler.secrets import ENCRYPTION_KEY_ENV
-from reconciler.spec import MODEL_TYPES
+from reconciler.spec import MODEL_TYPES, yaml_field_name
 from reconciler.state import RegistryState
 
 # Fields whose change invalidates the vectors a KB has already stored.
@@ -40,15 +40,24 @@ def _blocked_reasons(action: Action) -> list[str]:
         return [f"used by {_kb_list(kbs)}; point them at another model before removing it"]
     reasons = []
     changed = set(action.changed_fields())
+    blocking: list[str] = []
     if "type" in changed:
+        blocking = ["type"]
         reasons.append(f"used by {_kb_list(kbs)}; a model's type cannot change while KBs use it")
     elif action.model_type == "embedding":
-        breaking = [name for name in VECTOR_FIELDS if name in changed]
-        if breaking:
+        blocking = [name for name in VECTOR_FIELDS if name in changed]
+        if blocking:
             reasons.append(
-                f"used by {_kb_list(kbs)}; changing {', '.join(breaking)} of an embedding model would make "
+                f"used by {_kb_list(kbs)}; changing {', '.join(blocking)} of an embedding model would make "
                 "their stored vectors meaningless: register the new model under a new name and re-index those KBs onto it"
             )
+    harmless = [c.field for c in action.changes if c.field not in blocking and c.field not in ("name", "managed_by")]
+    if reasons and harmless:
+        reasons.append(
+            f"only {', '.join(map(yaml_field_name, blocking))} block{'s' * (len(blocking) == 1)} this change; "
+            f"the other changes ({', '.join(map(yaml_field_name, harmless))}) are not blocked: "
+            "make them in a separate change without the blocked fields"
+        )
     return reasons
 
 
@@ -96,6 +105,7 @@ def apply_policies(plan: Plan, state: RegistryState, *, allow_delete_all: bool =
         )
 
     unfingerprinted = {row.id for row in state.models if row.key_pending}
+    hints = rename_hints(plan, state)
     actions = []
     for action in plan.actions:
         reasons = _blocked_reasons(action)
@@ -108,9 +118,33 @@ def apply_policies(plan: Plan, state: RegistryState, *, allow_delete_all: bool =
             reasons.append(conflicts[action.name])
         if delete_all and action.kind == "delete":
             reasons.append("part of a plan that deletes every managed model (see --allow-delete-all)")
-        actions.append(replace(action, blocked=tuple(reasons), warnings=tuple(_action_warnings(action))))
+        warnings = hints.get(action.name, []) + _action_warnings(action)
+        actions.append(replace(action, blocked=tuple(reasons), warnings=tuple(warnings)))
     checked = replace(plan, actions=tuple(actions), refusals=tuple(refusals))
     return replace(checked, warnings=tuple(_plan_warnings(checked, state)))
+
+
+def rename_hints(plan: Plan, state: RegistryState) -> dict[str, list[str]]:
+    """A delete and a create of the same type, provider and model_id look like a rename without previous_names.
+
+    Without `previous_names` the row is deleted and a new one made: a new id, and the
+    KBs' links lost (the delete is blocked while KBs use it). Keyed by action name.
+    """
+    rows = {row.id: row for row in state.models}
+    deleted: dict[tuple[str, str, str], list[str]] = {}
+    for action in plan.actions:
+        row = rows.get(action.model_id or "")
+        if action.kind == "delete" and row is not None:
+            deleted.setdefault((row.record["type"], row.record["provider"], row.record["model_id"]), []).append(action.name)
+    hints: dict[str, list[str]] = {}
+    for action in plan.actions:
+        if action.kind != "create" or action.desired is None:
+            continue
+        for old in deleted.get((action.desired["type"], action.desired["provider"], action.desired["model_id"]), []):
+            advice = f"add `previous_names: [{old}]` to {action.name!r} to keep its id and KB links"
+            hints.setdefault(action.name, []).append(f"looks like a rename of {old!r}: {advice}")
+            hints.setdefault(old, []).append(f"looks like a rename to {action.name!r}: {advice}")
+    return hints
 
 
 def _plan_warnings(plan: Plan, state: RegistryState) -> list[str]:

@@ -89,7 +89,44 @@ def _change_lines(action: Action, unset: Collection[str] = ()) -> list[tuple[str
         if action.kind == "create":
             lines.append(("+", f"{label} = {_after_value(action, change, unset)}"))
         else:
-            lines.append(("~", f"{label} = {format_value(_shown(change, change.before))} -> {_after_value(action, change, unset)}"))
+            drift = f"   {DRIFT_MARK}" if change.field in action.drift_fields else ""
+            lines.append(("~", f"{label} = {format_value(_shown(change, change.before))} -> {_after_value(action, change, unset)}{drift}"))
+    return lines
+
+
+DRIFT_MARK = "(drift: changed outside llm-registry)"
+
+
+def partial_line(plan: Plan) -> str:
+    """The loud line of a --target plan: what is in it and what was left out."""
+    extras = f" (and what they need: {', '.join(plan.target_extras)})" if plan.target_extras else ""
+    left = len(plan.left_out)
+    left_out = f"{left} other change{'s' * (left != 1)} left out: {', '.join(plan.left_out)}" if left else "no other changes left out"
+    return f"PARTIAL PLAN: only --target {', '.join(plan.targets)}{extras}; {left_out}."
+
+
+def drift_note(action: Action) -> str:
+    """What a reviewer should know about a drifted row (its changes are not all from git)."""
+    if action.kind == "delete":
+        return "changed outside llm-registry since the last apply, and no longer in git"
+    if action.drift_fields:
+        fields = ", ".join(yaml_field_name(name) for name in action.drift_fields)
+        return f"{fields} changed outside llm-registry since the last apply; applying sets git's values back"
+    return "changed outside llm-registry since the last apply (which fields cannot be told); applying sets git's values"
+
+
+def drift_lines(plan: Plan) -> list[str]:
+    """The drift section, apart from the changes git proposes: drifted rows, new hand-made rows."""
+    lines = []
+    drifted = [action for action in plan.actions if action.drift]
+    if drifted:
+        lines.append(f"Drift: {len(drifted)} model{'s' * (len(drifted) != 1)} changed outside llm-registry since the last apply:")
+        lines += [f"  - {escape_text(action.name)}: {escape_text(drift_note(action))}" for action in drifted]
+    if plan.new_unmanaged:
+        lines.append(
+            "New rows made by hand since the last apply (not managed, left untouched): "
+            + ", ".join(map(escape_text, plan.new_unmanaged))
+        )
     return lines
 
 
@@ -101,6 +138,8 @@ def target_line(target: Target) -> str:
 def render_text(plan: Plan, *, style: Style = _plain, target: Target | None = None) -> str:
     """The Terraform-like plan: the target, one block per model, one line per changed field, a summary."""
     out: list[str] = [style(target_line(target), bold=True), ""] if target is not None else []
+    if plan.partial:
+        out += [style(escape_text(partial_line(plan)), fg="yellow", bold=True), ""]
     if plan.has_changes:
         out += ["llm-registry will perform the following actions:", ""]
     for action in plan.actions:
@@ -108,7 +147,8 @@ def render_text(plan: Plan, *, style: Style = _plain, target: Target | None = No
         colour = _COLOURS["blocked" if action.is_blocked else action.kind]
         where = f"  ({escape_text(action.location)})" if action.location else ""
         verdict = f"BLOCKED: {action.kind} refused" if action.is_blocked else _VERBS[action.kind]
-        out.append(style(f"  # {escape_text(action.name)} {verdict}{where}", bold=True))
+        drifted = " [DRIFT]" if action.drift else ""
+        out.append(style(f"  # {escape_text(action.name)} {verdict}{drifted}{where}", bold=True))
         kind = f"({escape_text(action.model_type)}, {escape_text(action.provider)})"
         out.append(style(f"  {'!' if action.is_blocked else ' '}{marker} {_title(action)}  {kind}", fg=colour))
         for change_marker, text in _change_lines(action, plan.unset_key_variables):
@@ -119,6 +159,8 @@ def render_text(plan: Plan, *, style: Style = _plain, target: Target | None = No
             out.append(style(f"      blocked: {escape_text(reason)}", fg=_COLOURS["blocked"], bold=True))
         for note in action.warnings:
             out.append(style(f"      warning: {escape_text(note)}", fg=_COLOURS["warning"]))
+        if action.drift:
+            out.append(style(f"      drift: {escape_text(drift_note(action))}", fg=_COLOURS["warning"], bold=True))
         out.append("")
     if plan.refusals:
         out += [style(f"Refused: {escape_text(reason)}", fg="red", bold=True) for reason in plan.refusals] + [""]
@@ -128,7 +170,11 @@ def render_text(plan: Plan, *, style: Style = _plain, target: Target | None = No
         out += [f"Not managed by llm-registry, left untouched: {', '.join(map(escape_text, plan.unmanaged))}", ""]
     if plan.resolved_references:
         out += ["Resolved from the environment:"] + [f"  {line}" for line in _reference_lines(plan)] + [""]
+    if drift_lines(plan):
+        out += [style(line, fg=_COLOURS["warning"]) for line in drift_lines(plan)] + [""]
     out.append(style(summary_line(plan), bold=True))
+    if plan.partial:
+        out.append(style(escape_text(partial_line(plan)), fg="yellow", bold=True))
     if plan.is_blocked:
         out.append(style("Apply will refuse this plan until the blocked changes are resolved.", fg="red"))
     return "\n".join(out)
@@ -144,6 +190,8 @@ def _reference_lines(plan: Plan) -> list[str]:
 
 def _change_json(action: Action, change: FieldChange) -> dict[str, Any]:
     data = {"field": yaml_field_name(change.field), "before": _shown(change, change.before), "after": _shown(change, change.after)}
+    if action.drift:  # only on a drifted row: which of its changes undo a hand edit
+        data["drift"] = change.field in action.drift_fields
     if change.field == "api_key":
         data["reference"] = key_reference(action)
     return data
@@ -163,6 +211,7 @@ def plan_to_json_data(plan: Plan, target: Target | None = None) -> dict[str, Any
             "unchanged": len(plan.unchanged),
             "has_changes": plan.has_changes,
             "is_blocked": plan.is_blocked,
+            "drift": sum(1 for action in plan.actions if action.drift),
         },
         "actions": [
             {
@@ -176,6 +225,8 @@ def plan_to_json_data(plan: Plan, target: Target | None = None) -> dict[str, Any
                 "blocked_reasons": list(action.blocked),
                 "warnings": list(action.warnings),
                 "knowledge_bases": list(action.knowledge_bases),
+                "drift": action.drift,
+                "drift_fields": [yaml_field_name(name) for name in action.drift_fields],
                 "location": (
                     {"file": action.location.file, "line": action.location.line, "column": action.location.column}
                     if action.location
@@ -188,7 +239,12 @@ def plan_to_json_data(plan: Plan, target: Target | None = None) -> dict[str, Any
         "refusals": list(plan.refusals),
         "warnings": list(plan.warnings),
         "unmanaged": list(plan.unmanaged),
+        "new_unmanaged": list(plan.new_unmanaged),
         "unchecked_keys": list(plan.unchecked_keys),
+        "partial": plan.partial,
+        "targets": list(plan.targets),
+        "target_extras": list(plan.target_extras),
+        "left_out": list(plan.left_out),
         "resolved_references": [
             {"model": ref.model, "field": ref.field, "variable": ref.variable, "value": ref.value}
             for ref in plan.resolved_references
@@ -238,6 +294,8 @@ def _md_notes(action: Action) -> str:
     if action.is_blocked:
         return "⛔ " + _md_escape("; ".join(action.blocked))
     notes = list(action.warnings)
+    if action.drift:
+        notes.insert(0, "drift: " + drift_note(action))
     if action.previous_name:
         notes.insert(0, f"renamed from {action.previous_name}")  # escaped below, with the rest
     if action.kind == "delete" and action.knowledge_bases:
@@ -250,7 +308,8 @@ def _md_details(action: Action, unset: Collection[str] = ()) -> str:
     lines += [f"! blocked: {escape_text(reason)}" for reason in action.blocked]
     # Inside a fence only a line of backticks could end it: the fence is made longer than any run in the body.
     body = "\n".join(lines) or f"- {escape_text(action.name)}"
-    summary = f"<code>{_MARKERS[action.kind]} {_md_escape(action.name)}</code> — {action.kind}{' (blocked)' if action.is_blocked else ''}"
+    flags = (" (blocked)" if action.is_blocked else "") + (" (drift)" if action.drift else "")
+    summary = f"<code>{_MARKERS[action.kind]} {_md_escape(action.name)}</code> — {action.kind}{flags}"
     fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", body)), default=0))
     return f"<details><summary>{summary}</summary>\n\n{fence}diff\n{body}\n{fence}\n\n</details>"
 
@@ -287,6 +346,10 @@ def render_markdown_parts(plan: Plan, *, limit: int = MARKDOWN_PART_LIMIT, targe
         head += ["**Warnings**", ""] + [f"- {_md_escape(w)}" for w in plan.warnings] + [""]
     if plan.unmanaged:
         head += [f"Not managed by llm-registry, left untouched: {_md_escape(', '.join(plan.unmanaged))}", ""]
+    if plan.partial:
+        head += ["> [!IMPORTANT]", f"> {_md_escape(partial_line(plan))}", ""]
+    if drift_lines(plan):
+        head += ["> [!WARNING]"] + [f"> {_md_escape(line)}" for line in drift_lines(plan)] + [""]
     if plan.resolved_references:
         head += ["Resolved from the environment:", ""] + [f"- {_md_escape(line)}" for line in _reference_lines(plan)] + [""]
     table_header = "| | Model | Type | Provider | Action | Notes |\n|---|---|---|---|---|---|"
@@ -354,5 +417,7 @@ def render_github(plan: Plan) -> str:
             lines.append(f"::warning{where or ' '}title=llm-registry::{escape_github_data(f'{action.name}: {note}')}")
     for note in plan.warnings:
         lines.append(f"::warning title=llm-registry::{escape_github_data(note)}")
+    for line in drift_lines(plan) + ([partial_line(plan)] if plan.partial else []):
+        lines.append(f"::warning title=llm-registry::{escape_github_data(line)}")
     lines.append(f"::notice title=llm-registry plan::{escape_github_data(summary_line(plan))}")
     return "\n".join(lines)

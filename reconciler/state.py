@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from reconciler import MANAGED_BY
@@ -33,6 +34,10 @@ class StoredModel:
     managed_by: str | None
     record: Mapping[str, Any]
     key_pending: bool = False
+    # What apply last wrote (`applied_fingerprint`; None: never, or before 0002) and
+    # when the row was made: drift detection (drift.py), not part of state_fingerprint.
+    applied_fingerprint: str | None = field(default=None, compare=False)
+    created_at: datetime | None = field(default=None, compare=False)
 
     @property
     def managed(self) -> bool:
@@ -61,6 +66,8 @@ class RegistryState:
     models: tuple[StoredModel, ...] = ()
     knowledge_bases: tuple[KnowledgeBase, ...] = ()
     passphrase_probe: "PassphraseProbe | None" = field(default=None, compare=False)
+    # When the last apply that changed anything wrote its audit events (new unmanaged rows).
+    last_applied_at: datetime | None = field(default=None, compare=False)
     _kbs_by_model: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -149,7 +156,7 @@ _BATCH = 5000  # rows per fetch of read_state
 
 @collector_paused()
 def read_state(connection: Any) -> RegistryState:
-    """Read the whole registry in three queries (models, KBs, passphrase probe), whatever its size.
+    """Read the whole registry in four queries (models, KBs, passphrase probe, time of the last apply), whatever its size.
 
     `connection` is a SQLAlchemy Connection on a database at the head revision. Each
     `StoredModel.record` has every `spec.RECORD_FIELDS` key; `record["api_key"]` is the
@@ -171,6 +178,8 @@ def read_state(connection: Any) -> RegistryState:
             llm_models.c.name,
             llm_models.c.managed_by,
             (llm_models.c.api_key.is_not(None) & llm_models.c.api_key_fingerprint.is_(None)),
+            llm_models.c.applied_fingerprint,
+            llm_models.c.created_at,
             *(column_of[field] for field in RECORD_FIELDS),
         ).order_by(llm_models.c.name)
         # In batches through a server-side cursor: at 100,000 rows, holding every raw
@@ -178,14 +187,17 @@ def read_state(connection: Any) -> RegistryState:
         .execution_options(yield_per=_BATCH)
     )
     models = []
-    for model_id, name, managed_by, key_pending, *values in (row for batch in model_rows.partitions() for row in batch):
+    for model_id, name, managed_by, key_pending, applied, created_at, *values in (row for batch in model_rows.partitions() for row in batch):
         record = dict(zip(RECORD_FIELDS, values))
         # double precision arrives as float already; this keeps ints from hand-made rows out.
         for field in ("temperature", "top_p"):
             if record[field] is not None:
                 record[field] = float(record[field])
         models.append(
-            StoredModel(id=str(model_id), name=name, managed_by=managed_by, record=record, key_pending=key_pending)
+            StoredModel(
+                id=str(model_id), name=name, managed_by=managed_by, record=record, key_pending=key_pending,
+                applied_fingerprint=applied, created_at=created_at,
+            )
         )
 
     kb_rows = connection.execute(
@@ -205,7 +217,25 @@ def read_state(connection: Any) -> RegistryState:
         )
         for kb_id, name, embedding, generation in kb_rows
     )
-    return RegistryState(models=tuple(models), knowledge_bases=kbs, passphrase_probe=read_passphrase_probe(connection))
+    return RegistryState(
+        models=tuple(models), knowledge_bases=kbs, passphrase_probe=read_passphrase_probe(connection),
+        last_applied_at=_last_applied_at(connection),
+    )
+
+
+def _last_applied_at(connection: Any) -> datetime | None:
+    """When the newest apply that changed a row recorded it (the audit trail is append-only)."""
+    from sqlalchemy import select
+
+    from reconciler.tables import registry_audit_events as events
+
+    # Newest first by the primary key: stops at the first matching row.
+    return connection.execute(
+        select(events.c.occurred_at)
+        .where(events.c.event_type.in_(("MODEL_CREATED", "MODEL_UPDATED", "MODEL_DELETED")))
+        .order_by(events.c.id.desc())
+        .limit(1)
+    ).scalar()
 
 
 def stored_key_names(connection: Any) -> frozenset[str]:

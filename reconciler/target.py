@@ -104,17 +104,32 @@ def read_target(connection: "Connection", *, environment: str | None, revision: 
     )
 
 
+# Appended to the revision when the registry directory has uncommitted changes.
+DIRTY_SUFFIX = "-dirty"
+
+
 def default_revision(environ: Mapping[str, str], directory: Path | None) -> str | None:
-    """`GITHUB_SHA`, else the git HEAD of the registry directory, else None."""
+    """`GITHUB_SHA`, else the git HEAD of the registry directory, else None.
+
+    HEAD is marked `<sha>-dirty` when files under the directory differ from it
+    (modified, staged or untracked): what was applied is then not that commit.
+    """
     if environ.get("GITHUB_SHA"):
         return environ["GITHUB_SHA"]
     if directory is None:
         return None
     where = directory if directory.is_dir() else directory.parent
+    head = _git(where, "rev-parse", "HEAD")
+    if not head:
+        return None
+    status = _git(where, "status", "--porcelain", "--untracked-files=all", "--", ".")
+    return f"{head}{DIRTY_SUFFIX}" if status else head
+
+
+def _git(where: Path, *args: str) -> str | None:
+    """The stripped output of `git -C where ARGS`, or None when git fails or is missing."""
     try:
-        completed = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
-        )
+        completed = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return completed.stdout.strip() or None if completed.returncode == 0 else None

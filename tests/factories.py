@@ -9,13 +9,16 @@ from __future__ import annotations
 import itertools
 import uuid
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import yaml
 
 from reconciler import MANAGED_BY
 from reconciler.spec import RECORD_FIELDS
 from reconciler.state import KnowledgeBase, StoredModel
+
+if TYPE_CHECKING:
+    from reconciler.spec import RegistrySpec
 
 # A key that must never appear in any output, log, file, audit record or message.
 CANARY_KEY = "sk-canary-3f9c1e7b5d2a4c6e8f0a1b2c3d4e5f60"
@@ -197,3 +200,24 @@ def common_mistakes() -> list[tuple[str, dict[str, Any]]]:
         ("unknown type", ner_model(type="ners")),
         ("batch_size zero", embedding_model(parameters={"batch_size": 0})),
     ]
+
+
+def registry(*definitions: dict[str, Any]) -> "RegistrySpec":
+    """A validated spec from definitions, as validate would build it (sorted, with locations)."""
+    from reconciler.load import Document
+    from reconciler.validate import validate_documents
+
+    document = Document("models.yaml", {"version": 1, "models": list(definitions)})
+    spec, diagnostics = validate_documents([document])
+    assert not [d for d in diagnostics if d.severity == "error"], diagnostics
+    return spec
+
+
+def stored_from(definition: dict[str, Any], *, fingerprint: str | None = None, **columns: Any) -> StoredModel:
+    """The row a definition becomes once applied (optionally with some columns different)."""
+    from reconciler.spec import MODEL_ADAPTER, desired_record
+
+    record = desired_record(MODEL_ADAPTER.validate_python(definition))
+    record["api_key"] = fingerprint
+    record.update(columns)
+    return stored_model(definition["name"], **record)

@@ -71,7 +71,7 @@ def outcome_json(outcome: Any, options: Any, error: str | None = None, results: 
     }
     if error is not None:
         document["error"] = {"kind": "error", "message": error, "exit_code": EXIT_ERROR, "diagnostics": []}
-    return json.dumps(document, indent=2, default=str)
+    return json_text(document, indent=2, default=str)
 
 
 @click.command("apply")
@@ -87,6 +87,11 @@ def outcome_json(outcome: Any, options: Any, error: str | None = None, results: 
 @click.option("--actor", help="Who applies, for the audit trail [default: $LLM_REGISTRY_ACTOR, $GITHUB_ACTOR, else the OS user].")
 @click.option("--revision", help="Source revision for the audit trail [default: the plan file's, $GITHUB_SHA, else git HEAD of DIR].")
 @click.option("--environment", metavar="NAME", envvar=ENVIRONMENT_ENV, help=ENVIRONMENT_HELP + " A plan file applies only to its own.")
+@click.option(
+    "--target", "targets", multiple=True, metavar="NAME",
+    help="Only this model and what it needs (a default moving between two models needs both); repeatable. "
+    "For emergencies: the output and the audit trail say the run was partial.",
+)
 @click.option(
     "--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
     help="text for people; json: the outcome (actions, connection tests, run id, audit events) on stdout, "
@@ -105,6 +110,7 @@ def command(
     actor: str | None,
     revision: str | None,
     environment: str | None,
+    targets: tuple[str, ...],
     output_format: str,
 ) -> int:
     """Apply the registry in each DIR (default: registry.d), or a PLANFILE from `plan --out`.
@@ -141,6 +147,12 @@ def command(
         allow_delete_all = allow_delete_all or saved.allow_delete_all
         source_dir = Path(saved.directory) if saved.directory else None
         revision = revision or saved.target.revision
+        if targets and tuple(dict.fromkeys(targets)) != saved.targets:
+            raise RegistryError(
+                f"the plan file was made with --target {' '.join(saved.targets) or '(none)'}: "
+                "apply it without --target, or make a new plan"
+            )
+        targets = saved.targets
     else:
         directories = sources or (Path("registry.d"),)
         registry, _ = load_registry_reporting(directories)
@@ -162,6 +174,7 @@ def command(
         timeout=timeout,
         lock_timeout=lock_timeout,
         allow_delete_all=allow_delete_all,
+        targets=tuple(dict.fromkeys(targets)),
     )
     interactive = saved is None and not auto_approve and not dry_run
 
@@ -230,6 +243,7 @@ def command(
         for line in _event_lines(outcome.events):
             click.echo(line)
         return EXIT_OK
-    click.echo(style(f"\nApply complete: {counts}.", fg="green", bold=True), color=colour)
+    partial = f" PARTIAL (--target {', '.join(options.targets)})" if options.targets else ""
+    click.echo(style(f"\nApply complete{partial}: {counts}.", fg="green", bold=True), color=colour)
     note(f"Run {options.run_id} by {escape_text(options.actor)}; see `llm-registry audit --run {options.run_id}`.", err=False)
     return EXIT_OK

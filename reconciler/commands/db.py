@@ -16,6 +16,7 @@ def command() -> None:
       llm-registry db upgrade    migrate the schema to this version's head (safe to repeat)
       llm-registry db current    show the schema revision of the database
       llm-registry db stop       stop the embedded cluster in ./.llm-registry
+      llm-registry db roles      create/grant the plan, apply and KB-reader roles (docs/roles.md)
     """
 
 
@@ -84,7 +85,6 @@ def upgrade(database_url: str | None) -> int:
               help='json: {"revision", "head", "at_head", "database"}.')
 def current(database_url: str | None, output_format: str) -> int:
     """Show the schema revision of the database and whether it is at head."""
-    import json
 
     from reconciler import db
     from reconciler.commands._common import open_database
@@ -94,7 +94,9 @@ def current(database_url: str | None, output_format: str) -> int:
         revision = db.current_revision(connection)
     if output_format == "json":
         document = {"revision": revision, "head": head, "at_head": revision == head, "database": _describe(database_url)}
-        click.echo(json.dumps(document, indent=2))
+        from reconciler.diagnostics import json_text
+
+        click.echo(json_text(document, indent=2))
     elif revision is None:
         click.echo(f"(none): no registry schema yet, run `llm-registry db upgrade` (head is {head})")
     elif revision == head:
@@ -120,4 +122,42 @@ def stop() -> int:
         click.echo(f"Stopped {where}.")
     else:
         click.echo(f"{where[0].upper()}{where[1:]} is not running.")
+    return EXIT_OK
+
+
+@command.command("roles")
+@database_url_option
+@click.option("--plan", "plan_role", metavar="ROLE", help="Read-only role: plan, list, audit, show, test --from-db.")
+@click.option("--apply", "apply_role", metavar="ROLE", help="Applying role: apply, apply --dry-run, rotate-encryption-key.")
+@click.option("--reader", "reader_role", metavar="ROLE", help="The KB application's role: reads llm_models only.")
+@click.option("--login", is_flag=True, help="Create missing roles with LOGIN (default NOLOGIN: grant them to login users).")
+@click.option("--print", "print_only", is_flag=True, help="Print the SQL instead of running it (for a DBA; runs as is in psql).")
+def roles(database_url: str | None, plan_role: str | None, apply_role: str | None, reader_role: str | None, login: bool, print_only: bool) -> int:
+    """Create (if missing) and grant the database roles a deployment needs.
+
+    Each role gets only what its commands use; running it again changes nothing, and
+    after a `db upgrade` it grants on tables a new migration added. Needs a user that
+    may create roles and owns the registry's tables (the one that ran `db upgrade`).
+    Role names are cluster-wide in PostgreSQL. See docs/roles.md.
+    """
+    from reconciler.errors import RegistryError
+    from reconciler.roles import RoleNames, roles_sql
+
+    names = RoleNames(plan=plan_role, apply=apply_role, reader=reader_role)
+    if not (plan_role or apply_role or reader_role):
+        raise RegistryError("name at least one role: --plan ROLE, --apply ROLE, --reader ROLE")
+    statements = roles_sql(names, login=login)
+    if print_only:
+        click.echo("BEGIN;\n" + "\n".join(statements) + "\nCOMMIT;")
+        return EXIT_OK
+    from sqlalchemy import text
+
+    from reconciler.commands._common import open_database
+
+    with open_database(database_url) as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+        connection.commit()
+    granted = ", ".join(f"{kind} {name}" for kind, name in (("plan", plan_role), ("apply", apply_role), ("reader", reader_role)) if name)
+    click.echo(f"Granted in {_describe(database_url)}: {granted}.")
     return EXIT_OK

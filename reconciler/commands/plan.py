@@ -42,6 +42,11 @@ def text_style() -> Callable[..., str]:
 @click.option("--allow-delete-all", is_flag=True, help="Allow a plan that deletes every managed model.")
 @click.option("--environment", metavar="NAME", envvar=ENVIRONMENT_ENV, help=ENVIRONMENT_HELP)
 @click.option(
+    "--target", "targets", multiple=True, metavar="NAME",
+    help="Only this model and what it needs (a default moving between two models needs both); repeatable. "
+    "For emergencies: the output and the audit trail say the run was partial.",
+)
+@click.option(
     "--pr-comment", is_flag=True,
     help="Also post the plan as ONE sticky comment on the pull request (updated in place on every run, "
     "found by a hidden marker per directory and environment), write it to $GITHUB_STEP_SUMMARY and print "
@@ -64,6 +69,7 @@ def command(
     pr_comment: bool,
     pr_number: int | None,
     drift_issue: bool,
+    targets: tuple[str, ...],
 ) -> int:
     """Compare the registry in each DIR (default: registry.d) with the database.
 
@@ -97,7 +103,7 @@ def command(
         state = read_state(connection)
         target = read_target(connection, environment=environment, revision=default_revision(os.environ, directories[0]))
 
-    run = plan_registry(registry, state, os.environ, allow_delete_all=allow_delete_all)
+    run = plan_registry(registry, state, os.environ, allow_delete_all=allow_delete_all, targets=targets)
     plan = run.plan
     if out is not None:
         # Signed (planfile.py): checked after the database, whose absence is the first thing to report.

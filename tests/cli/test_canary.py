@@ -86,7 +86,7 @@ def test_the_canary_appears_nowhere(run_cli: Any, fake_provider: FakeProvider, d
     failed = run("apply", str(planfile), "--database-url", url)
     assert failed.exit_code == 1 and "connection tests failed" in failed.output
     for output_format in ("table", "json"):
-        assert run("test", "--dir", str(directory), "--format", output_format).exit_code == 1
+        assert run("test", str(directory), "--format", output_format).exit_code == 1
     # Now the keys work: apply stores them (encrypted), test --from-db decrypts and sends them.
     for form in ECHO_FORMS:
         fake_provider.set_model(f"echo-{form}", api_key=CANARY, echo=form)

@@ -33,7 +33,7 @@ def test_a_registry_cannot_send_a_secret_it_was_not_meant_to_have(
         "validate": ["validate", str(path.parent)],
         "plan": ["plan", str(path.parent), "--database-url", database_url],
         "apply": ["apply", str(path.parent), "--database-url", database_url, "--auto-approve"],
-        "test": ["test", "--dir", str(path.parent)],
+        "test": ["test", str(path.parent)],
     }[command]
     result = run_cli(*args, env={**APPLY_ENV, **STOLEN})
     assert result.exit_code == 1

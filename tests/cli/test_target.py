@@ -65,7 +65,7 @@ def test_apply_names_the_target_in_the_plan_and_the_prompt(
         "apply", str(registry_dir), "--database-url", with_password(database_url), "--environment", "production",
         env={**APPLY_ENV, "GITHUB_SHA": REVISION}, input="no\n",
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # declined
     assert f"Target: database {shown(database_url)}, environment production, revision fedcba987654" in result.stdout
     assert f"Do you want to apply these changes to {shown(database_url)} (environment production)?" in result.stdout
     assert PASSWORD not in result.output

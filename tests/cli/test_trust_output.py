@@ -89,7 +89,7 @@ def test_test_from_db_shows_hostile_names_as_text(run_cli: Any, connection: Any,
 def test_error_messages_escape_names_from_the_database(run_cli: Any, connection: Any, database_url: str) -> None:
     insert_model(connection, name=HOSTILE, managed_by=None)
     connection.commit()
-    result = run_cli("test", "--from-db", "--database-url", database_url, "nope", env=APPLY_ENV)
+    result = run_cli("test", "--from-db", "--database-url", database_url, "--model", "nope", env=APPLY_ENV)
     assert result.exit_code == 1
     assert "error: unknown model in the database: nope; known: evil\\x1b[2J" in result.stderr
     _assert_inert(result.output)

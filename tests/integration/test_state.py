@@ -126,7 +126,7 @@ def test_a_constant_number_of_queries(engine: Engine, size: int) -> None:
     with engine.connect() as connection:
         statements = _count_queries(engine, connection)
         assert len(read_state(connection).models) == size
-    assert len(statements) == 3, statements  # models, KBs, the passphrase probe
+    assert len(statements) == 4, statements  # models, KBs, the passphrase probe, the time of the last apply
 
 
 def test_the_fingerprint_moves_with_the_rows(connection: Connection) -> None:
@@ -135,3 +135,18 @@ def test_the_fingerprint_moves_with_the_rows(connection: Connection) -> None:
     assert state_fingerprint(read_state(connection)) == before
     connection.execute(text("UPDATE llm_models SET batch_size = 64"))
     assert state_fingerprint(read_state(connection)) != before
+
+
+def test_drift_inputs_are_read(connection: Connection) -> None:
+    from reconciler.audit import AuditEvent, write_audit_events
+    from reconciler.state import applied_fingerprint
+
+    assert read_state(connection).last_applied_at is None  # never applied
+    model_id = insert_model(connection, name="x")
+    write_audit_events(connection, [AuditEvent("MODEL_CREATED", "x", model_id, {})], run_id="r", actor="a", source_revision=None)
+    state = read_state(connection)
+    (row,) = state.models
+    connection.execute(text("UPDATE llm_models SET applied_fingerprint = :fp"), {"fp": applied_fingerprint(row.name, row.record)})
+    (row,) = read_state(connection).models
+    assert row.applied_fingerprint == applied_fingerprint(row.name, row.record) and row.created_at is not None
+    assert state.last_applied_at is not None and state.last_applied_at >= row.created_at

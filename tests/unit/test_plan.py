@@ -7,28 +7,9 @@ from typing import Any
 
 from reconciler import MANAGED_BY
 from reconciler.diagnostics import Location
-from reconciler.load import Document
 from reconciler.plan import KEY_CHANGED, KEY_NONE, KEY_SET, KEY_UNKNOWN, FieldChange, compute_plan, simulate_apply
-from reconciler.spec import MODEL_ADAPTER, RegistrySpec, desired_record
 from reconciler.state import RegistryState, StoredModel
-from reconciler.validate import validate_documents
-from tests.factories import embedding_model, generation_model, knowledge_base, ner_model, stored_model
-
-
-def registry(*definitions: dict[str, Any]) -> RegistrySpec:
-    """A validated spec from definitions, as validate would build it (sorted, with locations)."""
-    document = Document("models.yaml", {"version": 1, "models": list(definitions)})
-    spec, diagnostics = validate_documents([document])
-    assert not [d for d in diagnostics if d.severity == "error"], diagnostics
-    return spec
-
-
-def stored_from(definition: dict[str, Any], *, fingerprint: str | None = None, **columns: Any) -> StoredModel:
-    """The row a definition becomes once applied (optionally with some columns different)."""
-    record = desired_record(MODEL_ADAPTER.validate_python(definition))
-    record["api_key"] = fingerprint
-    record.update(columns)
-    return stored_model(definition["name"], **record)
+from tests.factories import embedding_model, generation_model, knowledge_base, ner_model, registry, stored_from, stored_model
 
 
 def test_a_model_only_in_git_is_created_with_every_set_field() -> None:

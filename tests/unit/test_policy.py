@@ -10,7 +10,7 @@ from reconciler.plan import compute_plan
 from reconciler.policy import apply_policies
 from reconciler.state import RegistryState
 from tests.factories import embedding_model, generation_model, knowledge_base, stored_model
-from tests.unit.test_plan import registry, stored_from
+from tests.factories import registry, stored_from
 
 
 def planned(spec, state, *, keys=None, allow_delete_all=False):  # noqa: ANN001, ANN202 - test helper
@@ -197,3 +197,40 @@ def test_adopting_a_row_whose_key_has_no_fingerprint_yet_is_blocked_naming_db_up
     )
     fingerprinted = replace(row, managed_by=None)
     assert not planned(registry(model), RegistryState((fingerprinted,)), keys={"gpt": row.record["api_key"]}).is_blocked
+
+
+def test_a_blocked_change_beside_harmless_fields_names_which_fields_block() -> None:
+    row = stored_from(embedding_model(name="emb", default=True))
+    after = embedding_model(name="emb", default=True, parameters={"dimensions": 1024, "batch_size": 64})
+    plan = planned(registry(after), RegistryState((row,), (knowledge_base("kb-a", embedding=row),)))
+    (action,) = plan.blocked
+    assert action.blocked[-1] == (
+        "only parameters.dimensions blocks this change; the other changes (parameters.batch_size) are not blocked: "
+        "make them in a separate change without the blocked fields"
+    )
+
+
+def test_a_blocked_change_of_blocking_fields_only_has_no_separate_change_advice() -> None:
+    row = stored_from(embedding_model(name="emb", default=True))
+    after = embedding_model(name="emb", default=True, parameters={"dimensions": 1024})
+    plan = planned(registry(after), RegistryState((row,), (knowledge_base("kb-a", embedding=row),)))
+    (action,) = plan.blocked
+    assert len(action.blocked) == 1 and "separate change" not in action.blocked[0]
+
+
+def test_a_delete_and_a_create_of_the_same_model_hint_at_a_rename_and_the_delete_stays_blocked() -> None:
+    row = stored_from(embedding_model(name="nomic-v1", default=True))
+    renamed = embedding_model(name="nomic", default=True)
+    plan = planned(registry(renamed), RegistryState((row,), (knowledge_base("kb-a", embedding=row),)))
+    by_name = {action.name: action for action in plan.actions}
+    hint = "add `previous_names: [nomic-v1]` to 'nomic' to keep its id and KB links"
+    assert by_name["nomic"].warnings[0] == f"looks like a rename of 'nomic-v1': {hint}"
+    assert by_name["nomic-v1"].warnings[0] == f"looks like a rename to 'nomic': {hint}"
+    assert by_name["nomic-v1"].is_blocked and "kb-a" in by_name["nomic-v1"].blocked[0]
+
+
+def test_no_rename_hint_for_a_different_model() -> None:
+    row = stored_from(embedding_model(name="old", default=True))
+    other = embedding_model(name="new", default=True, model_id="mxbai-embed-large")
+    plan = planned(registry(other), RegistryState((row,)), allow_delete_all=True)
+    assert not any("rename" in warning for action in plan.actions for warning in action.warnings)

@@ -69,7 +69,7 @@ def test_json_is_versioned_with_separate_counts() -> None:
     data = json.loads(render_json(mixed_plan()))
     assert data["format_version"] == 1
     assert data["summary"] == {
-        "create": 1, "update": 1, "delete": 1, "blocked": 1, "unchanged": 0, "has_changes": True, "is_blocked": True,
+        "create": 1, "update": 1, "delete": 1, "blocked": 1, "unchanged": 0, "has_changes": True, "is_blocked": True, "drift": 0,
     }
     by_name = {a["name"]: a for a in data["actions"]}
     assert by_name["gpt"]["changes"] == [{"field": "parameters.temperature", "before": 0.7, "after": 0.2}]
@@ -187,7 +187,8 @@ def test_no_renderer_lets_data_drive_a_terminal_or_start_a_workflow_command() ->
     assert "\x1b" not in github and "\r" not in github
     # Only the commands the renderer writes: one per line, each with its data escaped.
     assert all(line.split("::")[1].split(" ")[0] in ("error", "warning", "notice") for line in github.splitlines())
-    assert len(github.splitlines()) == len(plan.blocked) + len(plan.refusals) + len(plan.warnings) + 1
+    per_model = sum(len(action.warnings) for action in plan.actions)
+    assert len(github.splitlines()) == len(plan.blocked) + len(plan.refusals) + per_model + len(plan.warnings) + 1
 
 
 def test_text_shows_escaped_names_on_one_line() -> None:
