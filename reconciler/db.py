@@ -152,6 +152,13 @@ def create_engine(url: str, **kwargs: object) -> "Engine":
         "connect_args": {"connect_timeout": 10, "application_name": "llm-registry"},
     }
     options.update(kwargs)
+    # SQLAlchemy logs some failures itself ("Error closing cursor" when the server killed
+    # the connection), with a traceback; without a handler Python prints that to stderr.
+    # Every failure reaches the user as one clean line instead, so its records go nowhere.
+    import logging
+
+    if not logging.getLogger("sqlalchemy").handlers:
+        logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())
     return sqlalchemy.create_engine(sqlalchemy_url(url), **options)
 
 
