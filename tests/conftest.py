@@ -42,6 +42,7 @@ import itertools
 import os
 import secrets
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -59,6 +60,12 @@ DEFAULT_TEST_SERVER = "127.0.0.1:5432"
 
 # Settings of the throwaway cluster: durability is worthless for test data, speed is not.
 THROWAWAY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+# A test run started in the background by a non-interactive shell (`pytest ... &`)
+# inherits SIGINT ignored, and so would every command a test starts: the Ctrl-C tests
+# would then test nothing. A user at a terminal has the default; so do the tests.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class PostgresServer:
