@@ -145,7 +145,10 @@ def rotate_encryption_key(
         if isinstance(error, DBAPIError):
             original = getattr(error, "orig", None) or error
             first_line = (str(original).strip().splitlines() or [type(original).__name__])[0]
+            from reconciler.db import INSUFFICIENT_PRIVILEGE, ROLES_HINT, sqlstate
+
+            hint = f"; {ROLES_HINT}" if sqlstate(error) == INSUFFICIENT_PRIVILEGE else ""
             raise RegistryError(
-                f"database error during the rotation ({first_line}); the transaction was rolled back, nothing was changed"
+                f"database error during the rotation ({first_line}); the transaction was rolled back, nothing was changed{hint}"
             ) from None
         raise

@@ -65,13 +65,14 @@ def _commands(directory: Path) -> dict[str, list[str]]:
         "test --from-db": ["test", "--from-db"],
         "apply --dry-run": ["apply", str(directory), "--dry-run"],
         "apply": ["apply", str(directory), "--auto-approve"],
+        "rotate-encryption-key": ["rotate-encryption-key"],  # last: the passphrase changes
     }
 
 
 # role -> commands it may run; every other command of _commands is refused.
 ALLOWED = {
     "plan": {"plan", "list", "audit", "show", "test --from-db"},
-    "apply": {"plan", "list", "audit", "show", "test --from-db", "apply --dry-run", "apply"},
+    "apply": {"plan", "list", "audit", "show", "test --from-db", "apply --dry-run", "apply", "rotate-encryption-key"},
     "reader": set(),
 }
 
@@ -87,7 +88,7 @@ def test_each_command_as_each_role(
     write_story_registry(registry_dir, fake_provider, **{"gpt-4o-mini": {"description": f"as {role}"}})
     url = as_role(database_url, roles[role])
     for name, args in _commands(registry_dir).items():
-        result = run_cli(*args, "--database-url", url, env=APPLY_ENV)
+        result = run_cli(*args, "--database-url", url, env={**APPLY_ENV, "LLM_REGISTRY_NEW_ENCRYPTION_KEY": "new-passphrase-for-roles"})
         if name in ALLOWED[role]:
             assert result.exit_code == 0, f"{role} should run {name}: {result.output}"
         else:
