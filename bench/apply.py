@@ -204,11 +204,7 @@ def main() -> int:
         prepared_file.write_bytes(pickle.dumps(prepared))
         scratch = ScratchDatabase(args.database_url)
         with scratch:
-            upgrade = subprocess.run(
-                [*command_prefix(), "db", "upgrade", "--database-url", scratch.url], capture_output=True, text=True, check=False
-            )
-            if upgrade.returncode != 0:
-                raise BenchError(f"llm-registry db upgrade failed: {upgrade.stderr.strip()[-500:]}")
+            scratch.migrate()
             print(f"scratch database {scratch.name}; {args.size:,} creates; {args.repeat} rounds after a warm-up", flush=True)
             cli_argv = [*command_prefix(), "apply", str(directory), "--database-url", scratch.url, "--auto-approve", "--skip-connection-tests"]
             floor_argv = [sys.executable, "-c", FLOOR_PROCESS, str(directory), scratch.conninfo, str(prepared_file), str(Path(__file__).resolve().parents[1])]

@@ -316,6 +316,14 @@ class ScratchDatabase:
         self.admin.execute(f'CREATE DATABASE "{self.name}"')
         return self
 
+    def migrate(self) -> None:
+        """`llm-registry db upgrade` on the scratch database (a BenchError if it fails)."""
+        upgrade = subprocess.run(
+            [*command_prefix(), "db", "upgrade", "--database-url", self.url], capture_output=True, text=True, check=False
+        )
+        if upgrade.returncode != 0:
+            raise BenchError(f"llm-registry db upgrade failed: {upgrade.stderr.strip()[-500:]}")
+
     def __exit__(self, *exc: object) -> None:
         try:
             self.admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
@@ -510,11 +518,7 @@ def main() -> int:
     try:
         scratch = ScratchDatabase(args.database_url)
         with scratch:
-            upgrade = subprocess.run(
-                [*command_prefix(), "db", "upgrade", "--database-url", scratch.url], capture_output=True, text=True, check=False
-            )
-            if upgrade.returncode != 0:
-                raise BenchError(f"llm-registry db upgrade failed: {upgrade.stderr.strip()[-500:]}")
+            scratch.migrate()
             print(f"scratch database {scratch.name}; {' '.join(command_prefix())}; sizes {', '.join(f'{s:,}' for s in sizes)}", flush=True)
             results = []
             for size in sizes:
