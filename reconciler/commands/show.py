@@ -22,7 +22,7 @@ def command(name: str, database_url: str | None, event_count: int, output_format
 
     Never a key: only whether one is stored. Exits 1 when no model has that name.
     """
-    from reconciler.audit import read_audit_events
+    from reconciler.audit import MODEL_CONNECTION_TESTED, read_audit_events
     from reconciler.commands._common import open_database
     from reconciler.inventory import model_view
     from reconciler.state import read_state, stored_key_names
@@ -34,7 +34,7 @@ def command(name: str, database_url: str | None, event_count: int, output_format
             raise RegistryError(f"no model named {name!r} in the registry (see `llm-registry list`)")
         view = model_view(model, state.kbs_using(model.id), name in stored_key_names(connection))
         events = read_audit_events(connection, model=name)
-    tests = [event for event in events if event.event_type == "MODEL_CONNECTION_TESTED"]
+    tests = [event for event in events if event.event_type == MODEL_CONNECTION_TESTED]
     last_test = tests[-1].as_json() if tests else None
     recent = [event.as_json() for event in events[-event_count:]] if event_count else []
     if output_format == "json":
