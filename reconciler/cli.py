@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import click
 
-from reconciler import __version__
+from reconciler import __version__, gc_pause
 from reconciler.diagnostics import escape_text
 from reconciler.console import error_document, set_quiet, wants_json
 from reconciler.errors import EXIT_ERROR, RegistryError
@@ -233,5 +233,6 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Entry point of the console script."""
+    """Entry point of the console script: one command, in a process of its own (see gc_pause)."""
+    gc_pause.for_one_shot_process()
     cli.main(prog_name="llm-registry")

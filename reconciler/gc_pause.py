@@ -7,6 +7,13 @@ With the collector running, every burst of allocations triggers collections that
 walk all the surviving objects again; at 10,000 models that was a fifth of the
 `plan` command's time (bench/plan.py). The stages that build such data pause it;
 it resumes (if it was running) as soon as they return, also on an exception.
+
+Pausing only defers the cost, though: objects made while the collector is paused are
+all "young" when it resumes, and the next collections walk them again. So the
+`llm-registry` process itself, a one-shot command that frees its data by exiting, runs
+with the collector off from the start (`for_one_shot_process`), as bench/plan.py's
+floor does; `serve`, the one long-running command, turns it back on. In-process callers
+(tests, the library) keep the collector and get the pauses.
 """
 
 from __future__ import annotations
@@ -26,3 +33,18 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def for_one_shot_process() -> None:
+    """Turn the cyclic collector off for the rest of this process (the console script's entry calls it).
+
+    Reference counting still frees everything that is not a cycle, which is nearly all a
+    command allocates; the few cycles (a traceback, a client library's bookkeeping) are
+    freed when the process exits.
+    """
+    gc.disable()
+
+
+def for_long_running_process() -> None:
+    """Turn the cyclic collector back on (`serve`, which runs until stopped)."""
+    gc.enable()

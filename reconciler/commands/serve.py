@@ -27,12 +27,14 @@ def command(database_url: str | None, host: str, port: int, allow_hosts: tuple[s
     """
     from sqlalchemy.exc import DBAPIError
 
+    from reconciler import gc_pause
     from reconciler.commands._common import database_engine
     from reconciler.errors import RegistryError
     from reconciler.page.data import display_database, gather_registry_page, read_only_transaction
     from reconciler.page.render import render_registry_html
     from reconciler.page.server import PageUnavailable, allowed_hosts_for, create_server, make_app
 
+    gc_pause.for_long_running_process()  # every request's garbage must not pile up until Ctrl-C
     with database_engine(database_url) as engine:
         database = display_database(engine)
 
