@@ -26,7 +26,7 @@ from reconciler import MANAGED_BY
 from reconciler.diagnostics import Location
 from reconciler.gc_pause import collector_paused
 from reconciler.spec import RECORD_FIELDS, FieldReference, ModelDefinition, RegistrySpec, desired_record, keep_unset_parameters
-from reconciler.state import RegistryState, StoredModel, canonical_json, state_fingerprint
+from reconciler.state import JsonArrayDigest, RegistryState, StoredModel, record_values, state_fingerprint
 
 ActionKind = Literal["create", "update", "delete"]
 
@@ -157,6 +157,8 @@ def _key_change(desired_fp: str | None, stored_fp: str | None) -> FieldChange | 
 
 
 def _record_changes(desired: Mapping[str, Any], stored: Mapping[str, Any], desired_fp: str | None) -> list[FieldChange]:
+    if desired_fp == stored.get("api_key") and {**desired, "api_key": desired_fp} == stored:
+        return []  # the common case, one comparison in C: nothing differs
     changes = [
         FieldChange(name, stored.get(name), desired[name])
         for name in RECORD_FIELDS
@@ -210,10 +212,10 @@ def compute_plan(
 
     # The spec's digest is taken on the way (see spec_fingerprint), so that no list of
     # every desired record is kept: at 100,000 models that list alone was ~150 MB.
-    spec_digest = hashlib.sha256(b"[")
-    for index, model in enumerate(registry.models):
+    spec_digest = JsonArrayDigest(hashlib.sha256())
+    for model in registry.models:
         desired = desired_record(model)
-        spec_digest.update(_spec_element(model, desired, first=index == 0))
+        spec_digest.add(_spec_element(model, desired))
         desired_fp = key_fingerprints.get(model.name) if model.api_key is not None else None
         planned_keys[model.name] = desired_fp
         location = registry.locations.get(model.name)
@@ -264,7 +266,7 @@ def compute_plan(
         unchanged=tuple(sorted(unchanged)),
         unchecked_keys=tuple(sorted(unchecked)),
         state_fingerprint=state_fingerprint(state),
-        spec_fingerprint=_finish(spec_digest),
+        spec_fingerprint=spec_digest.finish().hexdigest(),
         key_fingerprints=planned_keys,
     )
 
@@ -272,25 +274,18 @@ def compute_plan(
 def spec_fingerprint(registry: RegistrySpec, records: Sequence[Mapping[str, Any]] | None = None) -> str:
     """A digest of what git declares (key references, not key values).
 
-    The SHA-256 of the compact, key-sorted JSON array of `[name, sorted(previous_names),
-    desired_record]` per model, in the registry's order. `records`, when the caller has
+    The SHA-256 of `state.canonical_json` of the array of `[name, sorted(previous_names),
+    record_values(desired_record)]` per model, in the registry's order. `records`, when the caller has
     them already, is `desired_record` of each model in order.
     """
-    digest = hashlib.sha256(b"[")
+    digest = JsonArrayDigest(hashlib.sha256())
     for index, model in enumerate(registry.models):
-        record = records[index] if records is not None else desired_record(model)
-        digest.update(_spec_element(model, record, first=index == 0))
-    return _finish(digest)
+        digest.add(_spec_element(model, records[index] if records is not None else desired_record(model)))
+    return digest.finish().hexdigest()
 
 
-def _spec_element(model: ModelDefinition, record: Mapping[str, Any], *, first: bool) -> bytes:
-    element = canonical_json([model.name, sorted(model.previous_names), dict(record)]).encode()
-    return element if first else b"," + element
-
-
-def _finish(digest: Any) -> str:
-    digest.update(b"]")
-    return digest.hexdigest()
+def _spec_element(model: ModelDefinition, record: Mapping[str, Any]) -> list[Any]:
+    return [model.name, sorted(model.previous_names), record_values(record)]
 
 
 def simulate_apply(plan: Plan, state: RegistryState, new_ids: Mapping[str, str] | None = None) -> RegistryState:

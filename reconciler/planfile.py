@@ -204,6 +204,12 @@ def read_planfile(path: Path, passphrase: str) -> SavedPlan:
         raise RegistryError(
             f"{path} has plan format {document.get('format_version')!r}; this llm-registry reads {PLANFILE_VERSION}: re-run plan"
         )
+    if document.get("llm_registry_version") != __version__:
+        # Digests and checks may differ between versions: a plan is applied by the version that made it.
+        raise RegistryError(
+            f"{path} was written by llm-registry {document.get('llm_registry_version')!r}; this is {__version__}: "
+            "re-run plan --out with this version"
+        )
     mac = document.get("mac")
     if not isinstance(mac, str) or not hmac.compare_digest(mac, document_mac(document, passphrase)):
         raise RegistryError(

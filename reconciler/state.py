@@ -6,11 +6,13 @@ plain data, so they never touch the database themselves.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import operator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from reconciler import MANAGED_BY
 from reconciler.gc_pause import collector_paused
@@ -92,32 +94,86 @@ def state_fingerprint(state: RegistryState) -> str:
     Two states with the same fingerprint give the same plan for the same spec, so a
     saved plan can be refused when the database has moved since it was computed.
     """
-    # The SHA-256 of `json.dumps({"knowledge_bases": [...], "models": [...]}, sort_keys=True,
-    # separators=(",", ":"), default=str)`, fed one row at a time: the same digest
-    # without the whole document in memory (hundreds of MB at 100,000 models).
+    # The SHA-256 of `canonical_json({"knowledge_bases": [...], "models": [...]})`, each
+    # model as `[id, name, managed_by, record_values(record)]`, fed a chunk of rows at a
+    # time: the same digest without the whole document in memory (hundreds of MB at
+    # 100,000 models). Values in RECORD_FIELDS order rather than the record as a mapping:
+    # the same information, a third of the encoding time.
     digest = hashlib.sha256(b'{"knowledge_bases":')
     kbs = sorted([kb.id, kb.name, kb.embedding_model_id, kb.generation_model_id] for kb in state.knowledge_bases)
     digest.update(canonical_json(kbs).encode())
     digest.update(b',"models":')
-    update_with_json_array(digest, ([m.id, m.name, m.managed_by, dict(m.record)] for m in sorted(state.models, key=lambda m: m.name)))
+    rows = sorted(state.models, key=lambda m: m.name)
+    update_with_json_array(digest, ([m.id, m.name, m.managed_by, record_values(m.record)] for m in rows))
     digest.update(b"}")
     return digest.hexdigest()
 
 
+def record_values(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A record's values in `spec.RECORD_FIELDS` order (every field must be there), for digests."""
+    return _record_getter()(record)
+
+
+@functools.cache
+def _record_getter() -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    from reconciler.spec import RECORD_FIELDS  # here: importing state must not build the spec's models
+
+    return operator.itemgetter(*RECORD_FIELDS)
+
+
+# json.dumps(value, sort_keys=True, separators=(",", ":"), default=str), with one encoder
+# for every call (json.dumps builds a new one per call when given options).
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+# Elements encoded per call by JsonArrayDigest: one C call per chunk instead of per row,
+# and still never the whole document in memory.
+_CHUNK = 1000
+
+
 def canonical_json(value: Any) -> str:
     """The compact, key-sorted JSON the registry's digests are taken over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _CANONICAL_ENCODER.encode(value)
+
+
+class JsonArrayDigest:
+    """Feeds a hash the bytes of `canonical_json(list(elements))`, a chunk of elements at a time.
+
+    The encoder joins a list's items with ",", so the chunks' encodings without their
+    brackets, joined by ",", are exactly the whole array's encoding.
+    """
+
+    def __init__(self, digest: Any) -> None:
+        self.digest = digest
+        self._chunk: list[Any] = []
+        self._empty = True
+        digest.update(b"[")
+
+    def add(self, element: Any) -> None:
+        """Append one element to the array."""
+        self._chunk.append(element)
+        if len(self._chunk) >= _CHUNK:
+            self._flush()
+
+    def finish(self) -> Any:
+        """Close the array; returns the digest."""
+        self._flush()
+        self.digest.update(b"]")
+        return self.digest
+
+    def _flush(self) -> None:
+        if not self._chunk:
+            return
+        encoded = canonical_json(self._chunk)[1:-1].encode()
+        self.digest.update(encoded if self._empty else b"," + encoded)
+        self._empty = False
+        self._chunk = []
 
 
 def update_with_json_array(digest: Any, elements: Iterable[Any]) -> None:
-    """Feed `digest` the bytes of `canonical_json(list(elements))`, one element at a time."""
-    digest.update(b"[")
-    separator = b""
+    """Feed `digest` the bytes of `canonical_json(list(elements))`, a chunk at a time."""
+    array = JsonArrayDigest(digest)
     for element in elements:
-        digest.update(separator)
-        digest.update(canonical_json(element).encode())
-        separator = b","
-    digest.update(b"]")
+        array.add(element)
+    array.finish()
 
 
 # Bump the version string when the definition below changes: rows written under the

@@ -91,6 +91,16 @@ def test_a_plan_file_signed_under_another_passphrase_is_refused(run_cli: Any, pl
     assert models_by_name(engine) == {}
 
 
+def test_a_plan_file_of_another_llm_registry_version_is_refused(run_cli: Any, planfile: Path, database_url: str, engine: Any) -> None:
+    # Digests may be defined differently between versions: a plan is applied by the version that made it.
+    _edit(planfile, lambda d: d.update(llm_registry_version="0.0.1"))
+    result = run_cli("apply", str(planfile), "--database-url", database_url, env=APPLY_ENV)
+    assert result.exit_code == 1
+    assert f"error: {planfile} was written by llm-registry '0.0.1'; this is " in result.stderr
+    assert "re-run plan --out with this version" in result.stderr
+    assert models_by_name(engine) == {}
+
+
 def test_an_untouched_plan_file_applies(run_cli: Any, planfile: Path, database_url: str, engine: Any) -> None:
     result = run_cli("apply", str(planfile), "--database-url", database_url, env=APPLY_ENV)
     assert result.exit_code == 0, result.output

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from reconciler.load import Document
 from reconciler.plan import KEY_UNKNOWN, compute_plan, simulate_apply
 from reconciler.policy import apply_policies
-from reconciler.spec import MODEL_ADAPTER, desired_record
+from reconciler.spec import MODEL_ADAPTER, RECORD_FIELDS, desired_record
 from reconciler.state import RegistryState
 from reconciler.validate import validate_documents
 from tests.factories import embedding_model, generation_model, knowledge_base, ner_model, stored_model
@@ -180,10 +180,12 @@ def test_fingerprints_are_digests_of_their_documented_json(scenario: Any) -> Non
     plan = compute_plan(spec, state, keys)
     assert plan.state_fingerprint == _documented_digest(
         {
-            "models": sorted(([m.id, m.name, m.managed_by, dict(m.record)] for m in state.models), key=lambda row: row[1]),
+            "models": sorted(
+                ([m.id, m.name, m.managed_by, [m.record[f] for f in RECORD_FIELDS]] for m in state.models), key=lambda row: row[1]
+            ),
             "knowledge_bases": sorted([kb.id, kb.name, kb.embedding_model_id, kb.generation_model_id] for kb in state.knowledge_bases),
         }
     )
     assert plan.spec_fingerprint == _documented_digest(
-        [[m.name, sorted(m.previous_names), desired_record(m)] for m in spec.models]
+        [[m.name, sorted(m.previous_names), [desired_record(m)[f] for f in RECORD_FIELDS]] for m in spec.models]
     )
