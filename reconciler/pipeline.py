@@ -156,7 +156,8 @@ def plan_registry(
     raw = mark_drift(raw, state)
     if targets:
         raw = limit_to_targets(raw, targets)
-    variables = {env_reference_name(model.api_key) for model in registry.models if model.api_key}
+    references = {model.api_key for model in registry.models if model.api_key}  # a few distinct ones
+    variables = {env_reference_name(reference) for reference in references}
     unset = tuple(sorted(name for name in variables if name and not environ.get(name)))
     with collector_paused():  # the policies simulate the plan: 10,000 rows' worth of objects, no cycles
         planned = apply_policies(replace(raw, unset_key_variables=unset), state, allow_delete_all=allow_delete_all)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, NamedTuple, Sequence
 
 from reconciler import MANAGED_BY
 from reconciler.diagnostics import Location
@@ -39,9 +39,15 @@ KEY_SET = "(set)"
 KEY_CHANGED = "changed"
 
 
-@dataclass(frozen=True)
-class FieldChange:
-    """One field of one model: `before -> after` (None before for a create)."""
+_new_tuple = tuple.__new__
+
+
+class FieldChange(NamedTuple):
+    """One field of one model: `before -> after` (None before for a create).
+
+    A named tuple rather than a frozen dataclass: a plan of 10,000 creates holds
+    ~120,000 of them, and a tuple is made in a third of the time.
+    """
 
     field: str
     before: Any
@@ -171,14 +177,14 @@ def _record_changes(desired: Mapping[str, Any], stored: Mapping[str, Any], desir
 
 
 def _create_changes(desired: Mapping[str, Any], desired_fp: str | None) -> tuple[FieldChange, ...]:
-    changes = []
-    for name in RECORD_FIELDS:
-        if name == "api_key":
-            if desired[name] is not None:
-                changes.append(FieldChange(name, None, KEY_UNKNOWN if desired_fp == KEY_UNKNOWN else KEY_SET))
-        elif desired[name] is not None:
-            changes.append(FieldChange(name, None, desired[name]))
-    return tuple(changes)
+    key_token = KEY_UNKNOWN if desired_fp == KEY_UNKNOWN else KEY_SET  # never the reference itself
+    # tuple.__new__ directly: NamedTuple's own __new__ is a Python function, and a plan
+    # of 10,000 creates makes ~120,000 of these.
+    return tuple([
+        _new_tuple(FieldChange, (name, None, key_token if name == "api_key" else value))
+        for name in RECORD_FIELDS
+        if (value := desired[name]) is not None
+    ])  # fmt: skip
 
 
 def _find_row(model: ModelDefinition, rows: Mapping[str, StoredModel], claimed: set[str]) -> tuple[StoredModel | None, str | None]:

@@ -119,7 +119,9 @@ def apply_policies(plan: Plan, state: RegistryState, *, allow_delete_all: bool =
         if delete_all and action.kind == "delete":
             reasons.append("part of a plan that deletes every managed model (see --allow-delete-all)")
         warnings = hints.get(action.name, []) + _action_warnings(action)
-        actions.append(replace(action, blocked=tuple(reasons), warnings=tuple(warnings)))
+        if reasons or warnings or action.blocked or action.warnings:
+            action = replace(action, blocked=tuple(reasons), warnings=tuple(warnings))
+        actions.append(action)  # most actions: nothing to add, the same object
     checked = replace(plan, actions=tuple(actions), refusals=tuple(refusals))
     return replace(checked, warnings=tuple(_plan_warnings(checked, state)))
 

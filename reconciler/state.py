@@ -115,6 +115,13 @@ def record_values(record: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 @functools.cache
+def _float_indexes() -> tuple[int, ...]:
+    from reconciler.spec import RECORD_FIELDS
+
+    return tuple(RECORD_FIELDS.index(name) for name in _FLOAT_FIELDS)
+
+
+@functools.cache
 def _record_getter() -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
     from reconciler.spec import RECORD_FIELDS  # here: importing state must not build the spec's models
 
@@ -195,14 +202,15 @@ def applied_fingerprint(name: str, record: Mapping[str, Any]) -> str:
     `double precision` reads back as float even when YAML said `1`). A row whose
     recomputed digest differs from its stored one was changed outside llm-registry.
     """
-    from reconciler.spec import RECORD_FIELDS
+    try:
+        values = list(_record_getter()(record))
+    except KeyError:  # a partial record (not one read_state or desired_record made): missing is None
+        from reconciler.spec import RECORD_FIELDS
 
-    values = []
-    for name_of_field in RECORD_FIELDS:
-        value = record.get(name_of_field)
-        if value is not None and name_of_field in _FLOAT_FIELDS:
-            value = float(value)
-        values.append(value)
+        values = [record.get(f) for f in RECORD_FIELDS]
+    for index in _float_indexes():
+        if values[index] is not None:
+            values[index] = float(values[index])
     payload = _DIGEST_ENCODER.encode([APPLIED_FINGERPRINT_VERSION, name, values])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 

@@ -206,15 +206,21 @@ def write_rows(connection: "Connection", writes: Sequence[RowWrite]) -> None:
 # ----------------------------------------------------------------------------- audit
 
 
+# (record field, its YAML name, whether it is a parameter), once rather than per row.
+_AUDITED_FIELDS = tuple((name, yaml_field_name(name), name in PARAMETER_FIELDS) for name in RECORD_FIELDS)
+
+
 def _config_details(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A model's configuration for an audit record: YAML field names, key as `set`."""
+    """A model's configuration for an audit record: YAML field names, key as `set`, unset parameters left out."""
     details: dict[str, Any] = {}
-    for name in RECORD_FIELDS:
-        value = redact_endpoint(record[name]) if name == "api_endpoint" else record[name]
+    for name, shown, parameter in _AUDITED_FIELDS:
+        value = record[name]
         if name == "api_key":
             details["api_key"] = "set" if value is not None else None
-        elif value is not None or name not in PARAMETER_FIELDS:
-            details[yaml_field_name(name)] = value
+        elif name == "api_endpoint":
+            details[shown] = redact_endpoint(value)
+        elif value is not None or not parameter:
+            details[shown] = value
     return details
 
 
