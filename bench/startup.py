@@ -28,10 +28,18 @@ def command_prefix() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "reconciler"]
 
 
-def run_once(argv: list[str]) -> tuple[float, float]:
+def run_once(argv: list[str], *, write_bytecode: bool = False) -> tuple[float, float]:
     """(wall, CPU) seconds of one run of `argv`, output discarded. CPU (user + system of
-    the child) is what the command itself costs; wall also holds waiting for a busy CPU."""
+    the child) is what the command itself costs; wall also holds waiting for a busy CPU.
+
+    `write_bytecode` (the warm-up) lets the run write .pyc files even where
+    PYTHONDONTWRITEBYTECODE is set (as on the shared test machine): an installed
+    command has them (pip compiles at install time), and without them every timed run
+    would compile the project's sources again.
+    """
     env = {**os.environ, "NO_COLOR": "1"}
+    if write_bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
@@ -56,7 +64,7 @@ def main() -> int:
     times: dict[str, list[float]] = {label: [] for label in commands}
     cpu: dict[str, list[float]] = {label: [] for label in commands}
     for argv in commands.values():  # warm-up: page cache, .pyc files
-        run_once(argv)
+        run_once(argv, write_bytecode=True)
     # In turns, so that other load on the machine hits the floor and the commands alike.
     for _ in range(args.runs):
         for label, argv in commands.items():
