@@ -113,6 +113,11 @@ class NerParameters(_Strict):
 
 
 class _ModelBase(_Strict):
+    """The fields every type of model has. Never validated itself (its subclasses are),
+    so pydantic builds no validator for it: `defer_build`, which the subclasses turn off."""
+
+    model_config = ConfigDict(defer_build=True)
+
     name: str = Field(pattern=NAME_PATTERN, description="Unique across all files; the model's identity.")
     provider: Provider
     model_id: str = Field(min_length=1, max_length=255, description="The provider's name for the model.")
@@ -160,6 +165,7 @@ class _ModelBase(_Strict):
 class EmbeddingModel(_ModelBase):
     """A model that turns text into vectors for a KB's index."""
 
+    model_config = ConfigDict(defer_build=False)
     type: Literal["embedding"]
     parameters: EmbeddingParameters
 
@@ -167,6 +173,7 @@ class EmbeddingModel(_ModelBase):
 class GenerationModel(_ModelBase):
     """A model that writes answers."""
 
+    model_config = ConfigDict(defer_build=False)
     type: Literal["generation"]
     parameters: GenerationParameters
 
@@ -174,6 +181,7 @@ class GenerationModel(_ModelBase):
 class NerModel(_ModelBase):
     """A model that extracts named entities."""
 
+    model_config = ConfigDict(defer_build=False)
     type: Literal["ner"]
     parameters: NerParameters = NerParameters()
 
@@ -189,6 +197,10 @@ class RegistryFile(_Strict):
         strict=True,
         frozen=True,
         json_schema_extra={"title": "llm-registry model definitions"},
+        # Only `json_schema()` (the `schema` command) uses this class; `validate` checks a
+        # file's shape itself and each model through MODEL_ADAPTER, so the validator is
+        # built on first use rather than at every start.
+        defer_build=True,
     )
 
     version: Literal[1]
