@@ -8,7 +8,8 @@ when they pass. Prints the score per module and every survivor with its line.
     .venv/bin/python bench/mutation.py                          # every target, every mutant (hours)
     .venv/bin/python bench/mutation.py --module plan --module policy
     .venv/bin/python bench/mutation.py --sample 40 --seed 7     # 40 random mutants per module
-    .venv/bin/python bench/mutation.py --list --module spec     # list the mutants, run nothing
+    .venv/bin/python bench/mutation.py --list --module spec     # list the mutants (with indexes), run nothing
+    .venv/bin/python bench/mutation.py --module apply --index 17 --index 40   # rerun chosen mutants
     .venv/bin/python bench/mutation.py --json results.json      # also write every outcome
 
 Mutations (AST level, so docstrings and comments are never touched):
@@ -52,9 +53,17 @@ TARGETS: dict[str, list[str]] = {
     "spec": ["tests/unit/test_spec.py", "tests/unit/test_validate.py", "tests/unit/test_plan.py", "tests/unit/test_policy.py",
              "tests/unit/test_plan_properties.py", "tests/cli/test_plan_cases.py", "tests/cli/test_apply_failures.py",
              "tests/cli/test_apply_updates.py"],
-    "apply": ["tests/integration/test_lock.py", "tests/cli/test_apply.py", "tests/cli/test_apply_failures.py",
-              "tests/cli/test_apply_updates.py", "tests/faults"],
+    # Every test file that drives apply (through the CLI or apply_registry), broad and quick
+    # ones first so that most mutants die within seconds; the fault trials last.
+    "apply": ["tests/cli/test_apply.py", "tests/integration/test_lock.py", "tests/integration/test_writes.py",
+              "tests/cli/test_apply_updates.py", "tests/cli/test_apply_audit_paths.py", "tests/cli/test_planfile_trust.py",
+              "tests/cli/test_target.py", "tests/cli/test_environments.py", "tests/cli/test_roles.py",
+              "tests/cli/test_apply_failures.py", "tests/faults"],
 }
+
+# module -> environment of its test runs. One random trial per fault instead of three:
+# the fault tests still run every kind of fault, in a third of the time.
+TARGET_ENV: dict[str, dict[str, str]] = {"apply": {"LLM_REGISTRY_FAULT_TRIALS": "1"}}
 
 
 @dataclass(frozen=True)
@@ -194,9 +203,9 @@ def scratch_copy() -> Path:
     return target
 
 
-def run_tests(workdir: Path, tests: list[str], timeout: float) -> tuple[str, float]:
+def run_tests(workdir: Path, tests: list[str], timeout: float, extra_env: dict[str, str] | None = None) -> tuple[str, float]:
     """('passed' | 'failed' | 'timeout', seconds) of `pytest -x` on `tests` inside `workdir`."""
-    env = {**os.environ, "PYTHONPATH": str(workdir), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, **(extra_env or {}), "PYTHONPATH": str(workdir), "PYTHONDONTWRITEBYTECODE": "1"}
     started = time.perf_counter()
     existing = [t for t in tests if (workdir / t).exists()]
     try:
@@ -228,6 +237,8 @@ def main() -> int:
     parser.add_argument("--module", action="append", choices=sorted(TARGETS), help="target module (repeatable; default all)")
     parser.add_argument("--sample", type=int, help="at most this many random mutants per module")
     parser.add_argument("--seed", type=int, default=1, help="seed of --sample (default 1)")
+    parser.add_argument("--index", type=int, action="append",
+                        help="run only the mutant with this index (repeatable; the index --list shows)")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--json", type=Path, help="write every outcome to this file")
     parser.add_argument("--accepted", type=Path, default=ROOT / "bench" / "mutation-accepted.txt",
@@ -239,13 +250,15 @@ def main() -> int:
     chosen: dict[str, list[Mutant]] = {}
     for module in modules:
         every = mutants(module)
+        if args.index:
+            every = [m for m in every if m.index in set(args.index)]
         if args.sample and len(every) > args.sample:
             every = sorted(random.Random(f"{args.seed}-{module}").sample(every, args.sample), key=lambda m: m.index)
         chosen[module] = every
     if args.list:
         for module, items in chosen.items():
             for mutant in items:
-                print(f"{module}:{mutant.line}: {mutant.description}")
+                print(f"{module}:{mutant.line}: {mutant.description}  [index {mutant.index}]")
         return 0
 
     workdir = scratch_copy()
@@ -254,7 +267,8 @@ def main() -> int:
         for module, items in chosen.items():
             path = workdir / "reconciler" / f"{module}.py"
             original = path.read_text()
-            baseline, seconds = run_tests(workdir, TARGETS[module], timeout=3600)
+            extra_env = TARGET_ENV.get(module)
+            baseline, seconds = run_tests(workdir, TARGETS[module], timeout=3600, extra_env=extra_env)
             if baseline != "passed":
                 print(f"{module}: the tests fail without any mutant; skipped", file=sys.stderr)
                 continue
@@ -263,12 +277,15 @@ def main() -> int:
             for number, mutant in enumerate(items, 1):
                 try:
                     path.write_text(mutated_source(mutant))
-                    result, took = run_tests(workdir, TARGETS[module], timeout)
+                    result, took = run_tests(workdir, TARGETS[module], timeout, extra_env)
                 finally:
                     path.write_text(original)
                 status = {"passed": "survived", "failed": "killed"}.get(result, result)
                 outcomes.append(Outcome(mutant, status, took))
-                print(f"  [{number}/{len(items)}] {status:<8} {module}:{mutant.line}: {mutant.description}", file=sys.stderr, flush=True)
+                print(f"  [{number}/{len(items)}] {status:<8} {module}:{mutant.line}: {mutant.description}  "
+                      f"[index {mutant.index}, {took:.0f}s]", file=sys.stderr, flush=True)
+                if args.json:  # after every mutant, so that an interrupted run keeps its results
+                    _write_json(args.json, outcomes)
     except KeyboardInterrupt:
         print("interrupted: figures below cover the mutants run so far", file=sys.stderr)
     finally:
@@ -296,8 +313,12 @@ def main() -> int:
             key = (outcome.mutant.module, outcome.mutant.line, outcome.mutant.description)
             print(f"  {outcome.mutant.module}:{outcome.mutant.line}: {outcome.mutant.description}{'  (accepted)' if key in accepted else ''}")
     if args.json:
-        args.json.write_text(json.dumps([{**asdict(o.mutant), "status": o.status, "seconds": round(o.seconds, 1)} for o in outcomes], indent=1))
+        _write_json(args.json, outcomes)
     return 0
+
+
+def _write_json(path: Path, outcomes: list[Outcome]) -> None:
+    path.write_text(json.dumps([{**asdict(o.mutant), "status": o.status, "seconds": round(o.seconds, 1)} for o in outcomes], indent=1))
 
 
 if __name__ == "__main__":
