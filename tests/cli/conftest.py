@@ -63,6 +63,14 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> RunCli:
 
 
 @pytest.fixture
+def registry_dir(tmp_path: Path, fake_provider: Any) -> Path:
+    """registry.d holding the story's two models (tests/cli/applyutil.story_models) on the fake provider."""
+    from tests.cli.applyutil import write_story_registry
+
+    return write_story_registry(tmp_path / "registry.d", fake_provider)
+
+
+@pytest.fixture
 def run_subprocess() -> RunCli:
     """Invoke `python -m reconciler ARGS` as a real process (for startup and signal behaviour)."""
 

@@ -14,11 +14,6 @@ from tests.dbutil import insert_knowledge_base
 from tests.factories import CANARY_KEY, write_registry_file
 
 
-@pytest.fixture
-def registry_dir(tmp_path: Path, fake_provider: Any) -> Path:
-    return write_story_registry(tmp_path / "registry.d", fake_provider)
-
-
 def apply(run_cli: Any, directory: Path, url: str, *args: str, env: dict[str, str] | None = None) -> Any:
     return run_cli("apply", str(directory), "--database-url", url, "--auto-approve", "--actor", "alice", "--revision", "abc123", *args, env={**APPLY_ENV, **(env or {})})
 

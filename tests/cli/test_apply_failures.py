@@ -15,13 +15,8 @@ import pytest
 from sqlalchemy import text
 
 from reconciler.apply import APPLY_LOCK_KEY
-from tests.cli.applyutil import APPLY_ENV, models_by_name, snapshot, story_models, write_story_registry
+from tests.cli.applyutil import APPLY_ENV, models_by_name, snapshot, story_models
 from tests.factories import CANARY_KEY, write_registry_file
-
-
-@pytest.fixture
-def registry_dir(tmp_path: Path, fake_provider: Any) -> Path:
-    return write_story_registry(tmp_path / "registry.d", fake_provider)
 
 
 def apply(run_cli: Any, target: Path, url: str, *args: str, env: dict[str, str | None] | None = None) -> Any:

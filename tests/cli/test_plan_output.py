@@ -11,18 +11,13 @@ import pytest
 
 from reconciler.commands.plan import use_colour
 from reconciler.render import MARKDOWN_PART_SEPARATOR
-from tests.cli.applyutil import APPLY_ENV, write_story_registry
+from tests.cli.applyutil import APPLY_ENV
 from tests.factories import CANARY_KEY
 
 
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
-
-
-@pytest.fixture
-def registry_dir(tmp_path: Path, fake_provider: Any) -> Path:
-    return write_story_registry(tmp_path / "registry.d", fake_provider)
 
 
 def plan(run_cli: Any, directory: Path, url: str, *args: str) -> Any:

@@ -12,12 +12,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.cli.applyutil import APPLY_ENV, models_by_name, snapshot, write_story_registry
-
-
-@pytest.fixture
-def registry_dir(tmp_path: Path, fake_provider: Any) -> Path:
-    return write_story_registry(tmp_path / "registry.d", fake_provider)
+from tests.cli.applyutil import APPLY_ENV, models_by_name, snapshot
 
 
 @pytest.fixture

@@ -9,18 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.cli.applyutil import APPLY_ENV, audit_events, models_by_name, snapshot, write_story_registry
+from tests.cli.applyutil import APPLY_ENV, audit_events, models_by_name, snapshot
 
 pytestmark = pytest.mark.db
 
 REVISION = "fedcba9876543210fedcba9876543210fedcba98"
 # A password the test server (trust authentication) accepts and ignores: it must never be shown.
 PASSWORD = "hunter2-canary-password"
-
-
-@pytest.fixture
-def registry_dir(tmp_path: Path, fake_provider: Any) -> Path:
-    return write_story_registry(tmp_path / "registry.d", fake_provider)
 
 
 def with_password(url: str) -> str:
