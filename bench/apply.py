@@ -146,9 +146,10 @@ def copy_rows(connection: Any, columns: list[str], rows: list[list[Any]], audit:
     connection.commit()
 
 
-def time_apply(url: str, registry: Any, environ: dict[str, str]) -> tuple[float, float]:
-    """Seconds of one apply_registry of every model into the empty registry, and of its part
-    after the plan (encrypt, write, audit, commit: the write stage)."""
+def time_apply(url: str, registry: Any, environ: dict[str, str]) -> tuple[float, float, float]:
+    """Seconds of one apply_registry of every model into the empty registry, of its part
+    after the plan (encrypt, write, audit, commit: the write stage), and this process's
+    CPU seconds for the whole of it."""
     from reconciler import db
     from reconciler.apply import ApplyOptions, Hooks, apply_registry
 
@@ -162,24 +163,24 @@ def time_apply(url: str, registry: Any, environ: dict[str, str]) -> tuple[float,
     try:
         with engine.connect() as connection:
             options = ApplyOptions(actor="bench", revision=None, skip_connection_tests=True)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             outcome = apply_registry(connection, registry, environ, options, Clock())
-            ended = time.perf_counter()
+            ended, cpu = time.perf_counter(), time.process_time() - cpu
     finally:
         engine.dispose()
     if not outcome.committed or outcome.plan.count("create") != len(registry.models):
         raise BenchError("apply did not create every model")
-    return ended - started, ended - planned[0]
+    return ended - started, ended - planned[0], cpu
 
 
-def time_floor(conninfo: str, work: Any) -> float:
-    """Seconds of one floor run, `work(connection)` (connection opened before the timer, as apply's is)."""
+def time_floor(conninfo: str, work: Any) -> tuple[float, float]:
+    """Wall and CPU seconds of one floor run, `work(connection)` (connection opened before the timer, as apply's is)."""
     import psycopg
 
     with psycopg.connect(conninfo) as connection:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         work(connection)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
 
 def time_process(argv: list[str], env: dict[str, str]) -> float:
@@ -228,15 +229,17 @@ def main() -> int:
             print(f"scratch database {scratch.name}; {args.size:,} creates; {args.repeat} rounds after a warm-up", flush=True)
             cli_argv = [*command_prefix(), "apply", str(directory), "--database-url", scratch.url, "--auto-approve", "--skip-connection-tests"]
             floor_argv = [sys.executable, "-c", FLOOR_PROCESS, str(directory), scratch.conninfo, str(Path(__file__).resolve().parents[1])]
-            figures: dict[str, list[float]] = {"apply": [], "write stage": [], "floor": [], "write floor": [], "cli": [], "cli floor": []}
+            figures: dict[str, list[float]] = {
+                key: [] for key in ("apply", "apply cpu", "write stage", "floor", "floor cpu", "write floor", "write floor cpu", "cli", "cli floor")
+            }
             for round_number in range(args.repeat + 1):
                 measured = {}
                 reset(scratch.conninfo)
-                measured["write floor"] = time_floor(scratch.conninfo, lambda connection: copy_rows(connection, *written))
+                measured["write floor"], measured["write floor cpu"] = time_floor(scratch.conninfo, lambda connection: copy_rows(connection, *written))
                 reset(scratch.conninfo)
-                measured["floor"] = time_floor(scratch.conninfo, lambda connection: fair_floor(connection, registry, environ))
+                measured["floor"], measured["floor cpu"] = time_floor(scratch.conninfo, lambda connection: fair_floor(connection, registry, environ))
                 reset(scratch.conninfo)
-                measured["apply"], measured["write stage"] = time_apply(scratch.url, registry, environ)
+                measured["apply"], measured["write stage"], measured["apply cpu"] = time_apply(scratch.url, registry, environ)
                 if count_rows(scratch.conninfo) != args.size:
                     raise BenchError("apply left a different number of rows")
                 if not args.no_cli:
@@ -248,7 +251,7 @@ def main() -> int:
                     for label, seconds in measured.items():
                         figures[label].append(seconds)
         print()
-        print(f"{'what':<44} {'median':>9} {'x floor':>8} {'us/model':>9}")
+        print(f"{'what':<44} {'median':>9} {'x floor':>8} {'us/model':>9} {'CPU':>8} {'CPU x':>6}")
         rows = [
             ("floor: the same values computed + COPY", "floor", None),
             ("apply_registry (spec loaded)", "apply", "floor"),
@@ -258,13 +261,20 @@ def main() -> int:
         ]
         if not args.no_cli:
             rows += [("floor process: C loader + pydantic + floor", "cli floor", None), ("llm-registry apply (whole process)", "cli", "cli floor")]
+
+        def ratio_of(key: str, floor: str) -> float:
+            return statistics.median(a / b for a, b in zip(figures[key], figures[floor]))
+
         for label, key, floor in rows:
             median = statistics.median(figures[key])
-            ratio = statistics.median(a / b for a, b in zip(figures[key], figures[floor])) if floor else 1.0
-            print(f"{label:<44} {median:>8.3f}s {ratio:>7.2f}x {median / args.size * 1e6:>9.1f}")
-        ratio = statistics.median(a / b for a, b in zip(figures["apply"], figures["floor"]))
+            ratio = ratio_of(key, floor) if floor else 1.0
+            cpu_key, cpu_floor = f"{key} cpu", f"{floor or key} cpu"
+            cpu = f"{statistics.median(figures[cpu_key]):>7.3f}s {ratio_of(cpu_key, cpu_floor):>5.2f}x" if cpu_key in figures and cpu_floor in figures else ""
+            print(f"{label:<44} {median:>8.3f}s {ratio:>7.2f}x {median / args.size * 1e6:>9.1f} {cpu}")
+        ratio = ratio_of("apply", "floor")
         print()
-        print("each round runs the floor and apply back to back; 'x floor' is the median of the per-round ratios")
+        print("each round runs the floors and apply back to back; 'x floor' is the median of the per-round ratios;")
+        print("CPU: this process's CPU time (steadier on a busy machine; the server's share is in the wall time only)")
         print(f"goal (issue 13): apply of {args.size:,} creates within 1.5x of the floor -> {ratio:.2f}x, {'met' if ratio <= 1.5 else 'NOT MET'}")
         return 0
     except BenchError as error:

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from reconciler.load import Document
 from reconciler.plan import KEY_UNKNOWN, compute_plan, simulate_apply
-from reconciler.policy import apply_policies
-from reconciler.spec import MODEL_ADAPTER, RECORD_FIELDS, desired_record
+from reconciler.policy import apply_policies, types_without_default_after
+from reconciler.spec import MODEL_ADAPTER, MODEL_TYPES, RECORD_FIELDS, desired_record
 from reconciler.state import RegistryState
 from reconciler.validate import validate_documents
 from tests.factories import embedding_model, generation_model, knowledge_base, ner_model, stored_model
@@ -85,6 +85,22 @@ def test_applying_a_plan_in_memory_leaves_an_empty_plan(scenario: Any) -> None:
     again = compute_plan(spec, after, keys)
     assert again.actions == ()
     assert again.unmanaged == plan.unmanaged
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_the_no_default_warning_sees_what_simulate_apply_sees(scenario: Any) -> None:
+    # The policy computes the defaults after the plan without simulate_apply's rows; blocked
+    # actions (which apply skips) included, so the two must agree on every plan.
+    models, state, keys = scenario
+    plan = apply_policies(compute_plan(spec_of(models), state, keys), state)
+    after = simulate_apply(plan, state).models
+    expected = [
+        model_type for model_type in MODEL_TYPES
+        if any(r.record["type"] == model_type and r.record["is_active"] for r in after)
+        and not any(r.record["type"] == model_type and r.record["is_default"] for r in after)
+    ]  # fmt: skip
+    assert types_without_default_after(plan, state) == expected
 
 
 @settings(max_examples=200, deadline=None)
