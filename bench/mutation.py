@@ -55,10 +55,11 @@ TARGETS: dict[str, list[str]] = {
              "tests/cli/test_apply_updates.py"],
     # Every test file that drives apply (through the CLI or apply_registry), broad and quick
     # ones first so that most mutants die within seconds; the fault trials last.
-    "apply": ["tests/cli/test_apply.py", "tests/integration/test_lock.py", "tests/integration/test_writes.py",
-              "tests/cli/test_apply_updates.py", "tests/cli/test_apply_audit_paths.py", "tests/cli/test_planfile_trust.py",
-              "tests/cli/test_target.py", "tests/cli/test_environments.py", "tests/cli/test_roles.py",
-              "tests/cli/test_apply_failures.py", "tests/faults"],
+    "apply": ["tests/cli/test_apply.py", "tests/integration/test_lock.py", "tests/integration/test_apply_run.py",
+              "tests/cli/test_apply_outcomes.py", "tests/integration/test_writes.py", "tests/cli/test_apply_updates.py",
+              "tests/cli/test_apply_audit_paths.py", "tests/cli/test_cli_consistency.py", "tests/cli/test_day_two.py",
+              "tests/cli/test_planfile_trust.py", "tests/cli/test_target.py", "tests/cli/test_environments.py",
+              "tests/cli/test_roles.py", "tests/cli/test_apply_failures.py", "tests/faults"],
 }
 
 # module -> environment of its test runs. One random trial per fault instead of three:

@@ -84,3 +84,11 @@ def test_apply_on_a_database_without_the_schema_asks_for_db_upgrade(
     result = run_cli("apply", str(registry_dir), "--database-url", unmigrated_database_url, "--auto-approve", env=APPLY_ENV)
     assert result.exit_code == 1
     assert "error: the database has no llm-registry schema yet: run `llm-registry db upgrade` first" in result.stderr
+
+
+def test_the_audit_events_of_a_whole_run_do_not_say_partial(run_cli: Any, registry_dir: Path, database_url: str, engine: Any) -> None:
+    result = run_cli("apply", str(registry_dir), "--database-url", database_url, "--auto-approve", env=APPLY_ENV)
+    assert result.exit_code == 0, result.output
+    events = audit_events(engine)
+    assert {e["event_type"] for e in events} == {"MODEL_CONNECTION_TESTED", "MODEL_CREATED"}
+    assert [e["details"]["targets"] for e in events if "targets" in e["details"]] == []  # only --target runs carry it

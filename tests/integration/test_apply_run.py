@@ -119,20 +119,26 @@ def test_giving_up_names_the_session_that_holds_the_lock_then_not_the_first_one(
     assert "another apply holds the registry lock (run 20261127T000002Z-00000002 by bob, since " in caught.value.message
 
 
-@pytest.mark.parametrize("approve", [True, False], ids=["nothing-to-do", "declined"])
-def test_a_run_that_writes_nothing_ends_its_transaction_and_frees_the_lock(engine: Engine, fake_provider: Any, approve: bool) -> None:
+@pytest.mark.parametrize("run", ["nothing-to-do", "declined", "dry-run"])
+def test_a_run_that_writes_nothing_ends_its_transaction_and_frees_the_lock(engine: Engine, fake_provider: Any, run: str) -> None:
     definitions = story_models(fake_provider)
-    if approve:  # nothing to do: the database already holds the registry
+    if run == "nothing-to-do":  # the database already holds the registry
         with engine.connect() as connection:
             apply_registry(connection, registry(*definitions), APPLY_ENV, ApplyOptions(actor="t", revision=None, skip_connection_tests=True))
     before = snapshot(engine)
+    options = ApplyOptions(actor="t", revision=None, dry_run=run == "dry-run")
     with engine.connect() as connection:
-        outcome = apply_registry(connection, registry(*definitions), APPLY_ENV, ApplyOptions(actor="t", revision=None), Recording(approve))
+        outcome = apply_registry(connection, registry(*definitions), APPLY_ENV, options, Recording(approve=run != "declined"))
         assert not connection.in_transaction()
         assert _lock_is_free(engine)
-    assert outcome.plan.has_changes is not approve
-    assert (outcome.committed, outcome.declined, outcome.dry_run) == (False, not approve, False)
-    assert outcome.events == () and outcome.results == ()
+    assert (outcome.plan.has_changes, outcome.committed, outcome.declined, outcome.dry_run) == (
+        run != "nothing-to-do", False, run == "declined", run == "dry-run"
+    )
+    if run == "dry-run":  # everything happened, tests and writes included, then the rollback
+        assert [r.name for r in outcome.results] == ["gpt-4o-mini", "nomic-embed"]
+        assert {e.event_type for e in outcome.events} == {"MODEL_CONNECTION_TESTED", "MODEL_CREATED"}
+    else:
+        assert outcome.events == () and outcome.results == ()
     assert snapshot(engine) == before
 
 
