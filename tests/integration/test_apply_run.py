@@ -21,7 +21,7 @@ from reconciler.apply import (
 )
 from reconciler.errors import EXIT_BLOCKED, RegistryError
 from tests.cli.applyutil import APPLY_ENV, models_by_name, snapshot, story_models
-from tests.factories import registry
+from tests.factories import CANARY_KEY, generation_model, registry
 
 pytestmark = pytest.mark.db
 
@@ -150,6 +150,15 @@ def test_by_default_apply_tests_every_connection_first(engine: Engine, fake_prov
             apply_registry(connection, registry(*definitions), APPLY_ENV, ApplyOptions(actor="t", revision=None))
     assert [(r.name, r.ok) for r in caught.value.results] == [("gpt-4o-mini", False), ("nomic-embed", True)]
     assert models_by_name(engine) == {}
+
+
+def test_by_default_at_most_eight_connection_tests_run_at_once(engine: Engine, fake_provider: Any) -> None:
+    fake_provider.set_model("gpt-4o-mini", api_key=CANARY_KEY, latency=1.0)  # long enough for the tests to overlap
+    definitions = [generation_model(name=f"gen-{index:02d}", api_endpoint=fake_provider.url) for index in range(12)]
+    with engine.connect() as connection:
+        outcome = apply_registry(connection, registry(*definitions), APPLY_ENV, ApplyOptions(actor="t", revision=None))
+    assert outcome.committed and len(outcome.results) == 12
+    assert fake_provider.max_in_flight <= 8
 
 
 def test_by_default_apply_refuses_to_delete_every_model(engine: Engine, fake_provider: Any) -> None:
