@@ -119,6 +119,24 @@ def test_giving_up_names_the_session_that_holds_the_lock_then_not_the_first_one(
     assert "another apply holds the registry lock (run 20261127T000002Z-00000002 by bob, since " in caught.value.message
 
 
+def test_a_waiting_apply_polls_the_lock_a_few_times_a_second_not_in_a_busy_loop(engine: Engine) -> None:
+    from sqlalchemy import event
+
+    polls: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "pg_try_advisory_xact_lock" in statement:
+            polls.append(statement)
+
+    with engine.connect() as holder, engine.connect() as connection:
+        _hold(holder, "llm-registry apply 20261127T000003Z-00000003 dave")
+        event.listen(connection, "before_cursor_execute", count)
+        with connection.begin(), pytest.raises(RegistryError):
+            acquire_lock(connection, ApplyOptions(actor="erin", revision=None, lock_timeout=1), Recording())
+        holder.rollback()
+    assert 2 <= len(polls) <= 10  # one at once, then one every 0.2 s until the second is up
+
+
 @pytest.mark.parametrize("run", ["nothing-to-do", "declined", "dry-run"])
 def test_a_run_that_writes_nothing_ends_its_transaction_and_frees_the_lock(engine: Engine, fake_provider: Any, run: str) -> None:
     definitions = story_models(fake_provider)
