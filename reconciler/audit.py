@@ -104,22 +104,25 @@ def _only_markers(value: Any) -> bool:
     return False
 
 
+_SCALARS = (str, int, float, type(None))
+
+
 def _refuse_key_values(value: Any) -> None:
     """Refuse `api_key` entries that are not markers: a key must never reach the audit table."""
-    if value is None or isinstance(value, (str, int, float)):
-        return  # most values are scalars: skip the (slower) Mapping check for them
-    if isinstance(value, dict) or isinstance(value, Mapping):
-        for key, item in value.items():
-            if key == "api_key" and not _only_markers(item):
-                # Say where, not what: the value may be a key.
-                raise ValueError(
-                    f"an audit record's api_key detail may only hold {sorted(API_KEY_MARKERS)}, never a value"
-                )
-            if not (item is None or isinstance(item, (str, int, float))):
-                _refuse_key_values(item)
+    if isinstance(value, _SCALARS):
+        return
+    if isinstance(value, dict) or isinstance(value, Mapping):  # dict first: the Mapping ABC check is slower
+        if "api_key" in value and not _only_markers(value["api_key"]):
+            # Say where, not what: the value may be a key.
+            raise ValueError(f"an audit record's api_key detail may only hold {sorted(API_KEY_MARKERS)}, never a value")
+        items = value.values()
     elif isinstance(value, (list, tuple)):
-        for item in value:
-            _refuse_key_values(item)
+        items = value
+    else:
+        return
+    # Most entries are scalars (a created model's configuration): only containers are walked.
+    for item in [item for item in items if not isinstance(item, _SCALARS)]:
+        _refuse_key_values(item)
 
 
 def connection_tested_event(result: "ConnectionResult", model_id: str | None) -> AuditEvent:

@@ -212,15 +212,9 @@ _AUDITED_FIELDS = tuple((name, yaml_field_name(name), name in PARAMETER_FIELDS) 
 
 def _config_details(record: Mapping[str, Any]) -> dict[str, Any]:
     """A model's configuration for an audit record: YAML field names, key as `set`, unset parameters left out."""
-    details: dict[str, Any] = {}
-    for name, shown, parameter in _AUDITED_FIELDS:
-        value = record[name]
-        if name == "api_key":
-            details["api_key"] = "set" if value is not None else None
-        elif name == "api_endpoint":
-            details[shown] = redact_endpoint(value)
-        elif value is not None or not parameter:
-            details[shown] = value
+    details = {shown: record[name] for name, shown, parameter in _AUDITED_FIELDS if not parameter or record[name] is not None}
+    details["api_key"] = "set" if record["api_key"] is not None else None
+    details["api_endpoint"] = redact_endpoint(record["api_endpoint"])
     return details
 
 

@@ -75,6 +75,8 @@ def test_events_cannot_carry_a_key() -> None:
     assert CANARY_KEY not in str(caught.value)
     with pytest.raises(ValueError):
         AuditEvent(audit.MODEL_CREATED, "m", None, {"configuration": {"api_key": {"after": CANARY_KEY}}})
+    with pytest.raises(ValueError):  # inside a list, beside scalars
+        AuditEvent(audit.MODEL_UPDATED, "m", None, {"changes": ["x", 1, None, {"api_key": [CANARY_KEY]}]})
     AuditEvent(audit.MODEL_UPDATED, "m", None, {"changes": {"api_key": "(none) -> (set)"}})
     AuditEvent(audit.MODEL_CREATED, "m", None, {"configuration": {"api_key": "set"}})
     with pytest.raises(ValueError, match="unknown audit event type"):
