@@ -27,6 +27,7 @@ from reconciler.connection import (
 )
 from reconciler.diagnostics import escape_text, json_text
 from reconciler.errors import EXIT_ERROR, EXIT_OK, RegistryError
+from reconciler.target import ENVIRONMENT_ENV
 
 if TYPE_CHECKING:  # pragma: no cover
     from reconciler.spec import ModelDefinition
@@ -122,9 +123,13 @@ def targets_from_database(
 
 
 def record_audit_events(
-    database_url: str | None, model_ids: Sequence[str], results: Sequence[ConnectionResult], environ: Mapping[str, str]
+    database_url: str | None,
+    model_ids: Sequence[str],
+    results: Sequence[ConnectionResult],
+    environ: Mapping[str, str],
+    environment: str | None = None,
 ) -> str | None:
-    """One MODEL_CONNECTION_TESTED event per tested model, in one transaction.
+    """One MODEL_CONNECTION_TESTED event per tested model, in one transaction, under `environment` (as apply records it).
 
     Returns None when recorded, else why not (a read-only role may test but not write):
     the tests ran all the same, and their outcome decides the exit code.
@@ -141,7 +146,7 @@ def record_audit_events(
         with open_database(database_url) as connection:
             write_audit_events(
                 connection, events, run_id=new_run_id(), actor=default_actor(environ),
-                source_revision=environ.get("GITHUB_SHA") or None,
+                source_revision=environ.get("GITHUB_SHA") or None, environment=environment,
             )
             connection.commit()
     except DBAPIError as error:
@@ -239,9 +244,12 @@ def render_json(targets: Sequence[ConnectionTarget], results: Sequence[Connectio
               help="Test the models stored in the database (keys decrypted) instead of the directory's, "
                    "and record a MODEL_CONNECTION_TESTED audit event for each.")
 @database_url_option
+@click.option("--environment", metavar="NAME", envvar=ENVIRONMENT_ENV,
+              help="With --from-db: the environment recorded in the audit events, as apply records it "
+                   "[default: $LLM_REGISTRY_ENVIRONMENT].")
 def command(
     directories: tuple[Path, ...], names: tuple[str, ...], concurrency: int, timeout: float, output_format: str,
-    from_db: bool, database_url: str | None,
+    from_db: bool, database_url: str | None, environment: str | None,
 ) -> int:
     """Test that models answer: the key works, the endpoint is reachable, the model exists.
 
@@ -272,7 +280,7 @@ def command(
         else next(tested)
         for target, model_id in zip(targets, model_ids)
     ]
-    not_recorded = record_audit_events(database_url, model_ids, results, os.environ)
+    not_recorded = record_audit_events(database_url, model_ids, results, os.environ, environment)
     print_results(targets, results, skipped, output_format)
     if not_recorded is not None:
         click.echo(

@@ -234,7 +234,7 @@ def test_from_db_tests_stored_models_with_decrypted_keys_and_audits(
     from reconciler.audit import read_audit_events
 
     ids = _stored_models(connection, fake_provider)
-    result = run_cli("test", "--from-db", "--database-url", database_url, env=_db_env())
+    result = run_cli("test", "--from-db", "--database-url", database_url, "--environment", "production", env=_db_env())
     assert result.exit_code == 0, result.output
     assert "384-dimension vector" in result.stdout and "2 passed, 0 failed" in result.stdout
     assert "skipped 1 inactive model (old)" in result.stderr
@@ -249,6 +249,7 @@ def test_from_db_tests_stored_models_with_decrypted_keys_and_audits(
     assert events[0].details["outcome"] == "success" and events[0].details["status"] == "ok"
     assert isinstance(events[0].details["latency_ms"], int)
     assert len({e.run_id for e in events}) == 1
+    assert {e.environment for e in events} == {"production"}  # recorded as apply records it
     assert CANARY_KEY not in result.output
 
 
