@@ -280,22 +280,33 @@ def read_audit_events(
 def read_latest_events_by_model(
     connection: "Connection", *, limit_per_model: int, event_type: str | None = None
 ) -> list[StoredAuditEvent]:
-    """The newest `limit_per_model` events of every model in llm_models (of `event_type` if given), oldest first.
+    """The newest `limit_per_model` events of every row in llm_models (of `event_type` if given), oldest first.
 
-    One query whatever the number of models (a LATERAL join on the (model_name, id)
-    index); events of models no longer in the table are not included.
+    A row's events are those recorded with its id, under whatever name the row had
+    then (a rename keeps the id, so its history follows it), and those recorded under
+    its current name without an id (a create whose connection test failed). Events of
+    rows no longer in the table are not included. One query whatever the number of rows:
+    a LATERAL join on the (model_id, id) and (model_name, id) indexes.
     """
-    from sqlalchemy import select, true
+    from sqlalchemy import select, true, union_all
 
     from reconciler.tables import llm_models
     from reconciler.tables import registry_audit_events as events
 
-    names = select(llm_models.c.name).subquery()
-    latest = select(events).where(events.c.model_name == names.c.name)
-    if event_type is not None:
-        latest = latest.where(events.c.event_type == event_type)
-    newest = latest.order_by(events.c.id.desc()).limit(limit_per_model).lateral()
-    query = select(newest).select_from(names.join(newest, true())).order_by(newest.c.id)
+    rows = select(llm_models.c.id, llm_models.c.name).subquery()
+
+    def newest(*conditions: Any) -> Any:
+        query = select(events).where(*conditions)
+        if event_type is not None:
+            query = query.where(events.c.event_type == event_type)
+        # Correlated to the outer row (the LATERAL join): without it, each would scan every row again.
+        return query.order_by(events.c.id.desc()).limit(limit_per_model).correlate(rows)
+
+    by_id = newest(events.c.model_id == rows.c.id)
+    by_name = newest(events.c.model_id.is_(None), events.c.model_name == rows.c.name)
+    both = union_all(by_id, by_name).subquery()
+    latest = select(both).order_by(both.c.id.desc()).limit(limit_per_model).lateral()
+    query = select(latest).select_from(rows.join(latest, true())).order_by(latest.c.id)
     return [_stored_event(row) for row in connection.execute(query).mappings()]
 
 

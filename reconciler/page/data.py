@@ -230,18 +230,25 @@ def build_registry_page(
     """The page's data from the registry state and audit events (pure).
 
     `recent_events` feed the page of runs; `model_events` (any order, any mix of
-    types) give each model its events and its connection tests, matched by name.
+    types) give each model its events and its connection tests, matched by row id
+    (so a renamed model keeps its history) or, for events without one, by name.
     `key_names` (`state.stored_key_names`) names the rows that hold a key without a
     fingerprint (rows from the old admin page): they have a key all the same.
     """
-    per_model: dict[str, list[StoredAuditEvent]] = {}
+    # A row's events carry its id whatever name it had then (renames keep the id); an
+    # event without an id (a failed create's test) belongs to the row of its name.
+    by_id: dict[str, list[StoredAuditEvent]] = {}
+    by_name: dict[str, list[StoredAuditEvent]] = {}
     for event in sorted(model_events, key=lambda e: e.id):
-        per_model.setdefault(event.model_name, []).append(event)
+        if event.model_id is not None:
+            by_id.setdefault(str(event.model_id), []).append(event)
+        else:
+            by_name.setdefault(event.model_name, []).append(event)
     models = []
     for model in state.models:
         record = model.record
         endpoint, host = endpoint_parts(record.get("api_endpoint"))
-        history = per_model.get(model.name, [])
+        history = sorted([*by_id.get(model.id, []), *by_name.get(model.name, [])], key=lambda e: e.id)
         tests = [e for e in history if e.event_type == MODEL_CONNECTION_TESTED][-TESTS_PER_MODEL:]
         models.append(
             ModelView(

@@ -62,6 +62,32 @@ def test_latest_events_by_model_in_one_query(engine: Any) -> None:
     assert "gone" not in {e.model_name for e in latest}  # no longer in llm_models
 
 
+def test_a_models_history_follows_it_through_renames(engine: Any) -> None:
+    # Events carry the name of their time; the row's id ties them to it after a rename.
+    with engine.begin() as connection:
+        model_id = insert_model(connection, name="embed-v2")
+        other_id = insert_model(connection, name="other")
+        write = lambda *events: write_audit_events(connection, list(events), run_id="r", actor="a", source_revision=None)  # noqa: E731
+        write(AuditEvent("MODEL_CREATED", "embed", model_id, {"n": 1}))  # under its old name
+        write(AuditEvent("MODEL_CONNECTION_TESTED", "embed", model_id, {"n": 2, "outcome": "success"}))
+        write(AuditEvent("MODEL_UPDATED", "embed-v2", model_id, {"n": 3, "renamed_from": "embed"}))
+        write(AuditEvent("MODEL_CONNECTION_TESTED", "embed-v2", None, {"n": 4}))  # no id: a failed create's test
+        write(AuditEvent("MODEL_DELETED", "embed-v2", "00000000-0000-0000-0000-00000000dead", {"n": 5}))  # an older row of that name
+        write(AuditEvent("MODEL_CREATED", "other", other_id, {"n": 6}))
+    with engine.connect() as connection:
+        latest = read_latest_events_by_model(connection, limit_per_model=10)
+        newest_two = read_latest_events_by_model(connection, limit_per_model=2)
+        tests = read_latest_events_by_model(connection, limit_per_model=10, event_type="MODEL_CONNECTION_TESTED")
+    assert [e.details["n"] for e in latest] == [1, 2, 3, 4, 6]
+    assert [e.details["n"] for e in newest_two] == [3, 4, 6]
+    assert [e.details["n"] for e in tests] == [2, 4]
+    with read_only_transaction(engine) as connection:
+        page = gather_registry_page(connection)
+    models = {model.name: model for model in page.models}
+    assert [e.event_type for e in models["embed-v2"].events] == ["MODEL_CREATED", "MODEL_CONNECTION_TESTED", "MODEL_UPDATED", "MODEL_CONNECTION_TESTED"]
+    assert [e.event_type for e in models["other"].events] == ["MODEL_CREATED"]
+
+
 def test_a_key_without_a_fingerprint_is_a_key(engine: Any) -> None:
     """A row from the old admin page holds a ciphertext and no fingerprint yet: the page says "set"."""
     with engine.begin() as connection:
