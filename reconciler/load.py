@@ -61,18 +61,33 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
 
     _IMPLICIT = _BaseLoader.yaml_implicit_resolvers
     _WILDCARD = tuple(_BaseLoader.yaml_implicit_resolvers.get(None, ()))
+    # Plain scalar -> its tag. A registry repeats the same keys and many of the same
+    # values (`type: embedding`, `active: true`) in every model: each is matched against
+    # the resolvers' regular expressions once. Bounded (short values, a few thousand of
+    # them), so a hostile file cannot grow it.
+    _PLAIN_TAGS: dict[str, str] = {}
+    _PLAIN_TAGS_LIMIT = 4096
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
         if kind is yaml.ScalarNode:
             if implicit[0]:
-                for tag, regexp in self._IMPLICIT.get(value[:1], ()):
-                    if regexp.match(value):
-                        return tag
-                for tag, regexp in self._WILDCARD:
-                    if regexp.match(value):
-                        return tag
+                tag = self._PLAIN_TAGS.get(value)
+                if tag is None:
+                    tag = self._resolve_plain(value)
+                    if len(value) <= 64 and len(self._PLAIN_TAGS) < self._PLAIN_TAGS_LIMIT:
+                        self._PLAIN_TAGS[value] = tag
+                return tag
             return _STR_TAG
         return _SEQ_TAG if kind is yaml.SequenceNode else _MAP_TAG
+
+    def _resolve_plain(self, value: str) -> str:
+        for tag, regexp in self._IMPLICIT.get(value[:1], ()):
+            if regexp.match(value):
+                return tag
+        for tag, regexp in self._WILDCARD:
+            if regexp.match(value):
+                return tag
+        return _STR_TAG
 
     # No path resolvers, so nothing to track when the composer enters or leaves a node
     # (twice per node): C builtins that ignore their arguments, called without a
@@ -102,6 +117,11 @@ class Positions(Mapping[Path_, Location]):
     def __contains__(self, path: object) -> bool:
         return path in self._marks
 
+    def get(self, path: Path_, default: Location | None = None) -> Location | None:  # type: ignore[override]
+        """The Location at `path`, or `default`: one lookup (Mapping.get would make two calls)."""
+        mark = self._marks.get(path)
+        return default if mark is None else Location(self.file, mark[0] + 1, mark[1] + 1)
+
     def __iter__(self) -> Iterator[Path_]:
         return iter(self._marks)
 
@@ -127,10 +147,11 @@ class Document:
         table = self.key_positions if key else self.positions
         for end in range(len(path), -1, -1):
             prefix = path[:end]
-            if prefix in table:
-                return table[prefix]
-            if prefix in self.positions:
-                return self.positions[prefix]
+            found = table.get(prefix)
+            if found is None and key:
+                found = self.positions.get(prefix)
+            if found is not None:
+                return found
         return Location(self.file, 1, 1)
 
 
