@@ -60,6 +60,14 @@ TARGETS: dict[str, list[str]] = {
               "tests/cli/test_apply_audit_paths.py", "tests/cli/test_cli_consistency.py", "tests/cli/test_day_two.py",
               "tests/cli/test_planfile_trust.py", "tests/cli/test_target.py", "tests/cli/test_environments.py",
               "tests/cli/test_roles.py", "tests/cli/test_apply_failures.py", "tests/faults"],
+    # apply's write stage (set-based writes, the row-by-row replay, audit events): the
+    # direct tests first, then every CLI and integration test that writes rows or reads
+    # their audit events; the slow failure cases (the refused row) last.
+    "writes": ["tests/integration/test_writes.py", "tests/cli/test_apply.py", "tests/cli/test_apply_updates.py",
+               "tests/cli/test_apply_audit_paths.py", "tests/cli/test_audit.py", "tests/cli/test_audit_filters.py",
+               "tests/integration/test_audit.py", "tests/cli/test_apply_outcomes.py", "tests/cli/test_day_two.py",
+               "tests/cli/test_rotate.py", "tests/cli/test_trust_output.py", "tests/integration/test_apply_run.py",
+               "tests/integration/test_pgp.py", "tests/cli/test_admin_page_takeover.py", "tests/cli/test_apply_failures.py"],
 }
 
 # module -> environment of its test runs. One random trial per fault instead of three:
