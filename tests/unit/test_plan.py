@@ -116,6 +116,17 @@ def test_rename_target_already_present_keeps_identity_by_name() -> None:
     assert [(a.kind, a.name) for a in plan.actions] == [("delete", "old")]
 
 
+def test_previous_names_absent_from_the_database_are_skipped() -> None:
+    # A fresh environment: git still lists the old names, the database never had them.
+    model = embedding_model(name="nomic-v3", previous_names=["nomic-v1", "nomic-v2"])
+    (action,) = compute_plan(registry(model), RegistryState(), {}).actions
+    assert (action.kind, action.name, action.previous_name) == ("create", "nomic-v3", None)
+    # Only the second old name is in the database: that row is renamed.
+    old_row = stored_from({**model, "name": "nomic-v2", "previous_names": []})
+    (action,) = compute_plan(registry(model), RegistryState((old_row,)), {}).actions
+    assert (action.kind, action.model_id, action.previous_name) == ("update", old_row.id, "nomic-v2")
+
+
 def test_type_change_and_default_moves_are_field_changes() -> None:
     a = embedding_model(name="a", default=False)
     b = embedding_model(name="b", default=True)
