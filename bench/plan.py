@@ -87,9 +87,9 @@ argv = json.loads(sys.argv[1])
 started = time.perf_counter()
 done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 elapsed = time.perf_counter() - started
-peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 tail = done.stdout.strip().splitlines()[-1:] or [""]
-print(json.dumps({"seconds": elapsed, "peak_kib": peak_kib, "returncode": done.returncode,
+print(json.dumps({"seconds": elapsed, "peak_kib": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime, "returncode": done.returncode,
                   "last_line": tail[0], "stderr": done.stderr[-2000:]}))
 """
 
@@ -353,12 +353,14 @@ def _masked(url: str) -> str:
 
 @dataclass(frozen=True)
 class Figures:
-    """Median wall time, the largest peak RSS, and the median ratio to the floor run beside each run."""
+    """Median wall and CPU time, the largest peak RSS, and the median ratios to the floor run beside each run."""
 
     seconds: float
     peak_mb: float
     runs: int
     ratio: float = 1.0
+    cpu: float = 0.0
+    cpu_ratio: float = 1.0
 
 
 def command_prefix() -> list[str]:
@@ -376,8 +378,11 @@ class Command:
     last_line: str
 
 
-def run_once(command: Command, env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one run, in a fresh measuring process."""
+Run = tuple[float, float, float]  # wall seconds, peak RSS (MB), CPU seconds (user + system)
+
+
+def run_once(command: Command, env: dict[str, str]) -> Run:
+    """Wall seconds, peak RSS (MB) and CPU seconds of one run, in a fresh measuring process."""
     done = subprocess.run(
         [sys.executable, "-c", MEASURE, json.dumps(command.argv)], capture_output=True, text=True, env=env, check=False
     )
@@ -390,12 +395,12 @@ def run_once(command: Command, env: dict[str, str]) -> tuple[float, float]:
             f"last line {result['last_line']!r} (expected {command.last_line!r}); "
             f"stderr: {result['stderr'].strip()[-500:]}"
         )
-    return result["seconds"], result["peak_kib"] / 1024
+    return result["seconds"], result["peak_kib"] / 1024, result["cpu"]
 
 
-def measure(commands: dict[str, Command], env: dict[str, str], repeat: int) -> dict[str, list[tuple[float, float]]]:
+def measure(commands: dict[str, Command], env: dict[str, str], repeat: int) -> dict[str, list[Run]]:
     """Run the commands in turns (so a busy moment of the machine hits them alike), once to warm up, then `repeat` times."""
-    runs: dict[str, list[tuple[float, float]]] = {label: [] for label in commands}
+    runs: dict[str, list[Run]] = {label: [] for label in commands}
     for round_number in range(repeat + 1):
         for label, command in commands.items():
             figures = run_once(command, env)
@@ -404,10 +409,14 @@ def measure(commands: dict[str, Command], env: dict[str, str], repeat: int) -> d
     return runs
 
 
-def summarise(runs: list[tuple[float, float]], floor: list[tuple[float, float]] | None = None) -> Figures:
-    """Median wall time and largest peak RSS; with `floor` (run in the same rounds), the median per-round ratio."""
-    ratio = statistics.median(t / f for (t, _), (f, _) in zip(runs, floor)) if floor else 1.0
-    return Figures(statistics.median(t for t, _ in runs), max(m for _, m in runs), len(runs), ratio)
+def summarise(runs: list[Run], floor: list[Run] | None = None) -> Figures:
+    """Median wall and CPU time, largest peak RSS; with `floor` (run in the same rounds), the median per-round ratios."""
+    ratio = statistics.median(t / f for (t, _, _), (f, _, _) in zip(runs, floor)) if floor else 1.0
+    cpu_ratio = statistics.median(c / f for (_, _, c), (_, _, f) in zip(runs, floor)) if floor else 1.0
+    return Figures(
+        statistics.median(t for t, _, _ in runs), max(m for _, m, _ in runs), len(runs), ratio,
+        statistics.median(c for _, _, c in runs), cpu_ratio,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -460,14 +469,17 @@ def run_size(scratch: ScratchDatabase, size: int, repeat: int, workdir: Path) ->
 
 
 def print_table(results: list[SizeResult], repeat: int) -> None:
-    header = f"{'models':>8} {'files':>6}  {'command':<22} {'median':>9} {'x floor':>8} {'peak MB':>8} {'us/model':>9}"
+    header = (
+        f"{'models':>8} {'files':>6}  {'command':<22} {'median':>9} {'x floor':>8} {'peak MB':>8} {'us/model':>9} "
+        f"{'CPU':>8} {'CPU x':>6}"
+    )
     print(header)
     print("-" * len(header))
     for result in results:
         for label, figures in (("floor (yaml + SELECT)", result.floor), ("plan, no changes", result.noop), ("plan, 1% drift", result.drifted)):
             print(
                 f"{result.size:>8,} {result.files:>6}  {label:<22} {figures.seconds:>8.3f}s {figures.ratio:>7.2f}x "
-                f"{figures.peak_mb:>8.1f} {figures.seconds / result.size * 1e6:>9.1f}"
+                f"{figures.peak_mb:>8.1f} {figures.seconds / result.size * 1e6:>9.1f} {figures.cpu:>7.3f}s {figures.cpu_ratio:>5.2f}x"
             )
         d = result.drift
         print(f"{'':>17}(drift: {d.updates} updated, {d.creates} missing, {d.deletes} extra rows)")
@@ -483,7 +495,8 @@ def print_table(results: list[SizeResult], repeat: int) -> None:
             print(f"  {before.size:,} -> {after.size:,}: " + ", ".join(cells))
     print()
     print(f"median of {repeat} runs (floor: {2 * repeat}) after one warm-up round; each round runs the floor and a plan")
-    print("back to back, and 'x floor' is the median of those per-round ratios; peak = largest RSS high-water mark")
+    print("back to back, and 'x floor' is the median of those per-round ratios; peak = largest RSS high-water mark;")
+    print("CPU = user + system time of the measured process (steadier than wall time on a busy machine)")
     print("goals (issue 13): at 10,000 models, no-op and 1%-drift plan within 1.5x the (GC-paused) floor;")
     print("at 100,000 models under 500 MB peak; linear growth (equal marginal cost per model)")
     for result in results:
