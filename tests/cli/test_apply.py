@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from tests.cli.applyutil import APPLY_ENV, audit_events, models_by_name, snapshot, story_models, write_story_registry
 from tests.dbutil import insert_knowledge_base
-from tests.factories import CANARY_KEY, write_registry_file
+from tests.factories import CANARY_KEY, embedding_model, write_registry_file
 
 
 def apply(run_cli: Any, directory: Path, url: str, *args: str, env: dict[str, str] | None = None) -> Any:
@@ -74,6 +74,7 @@ def test_update_parameters_records_changed_fields_only(run_cli: Any, tmp_path: P
         "parameters.temperature": {"before": 0.7, "after": 0.2},
         "parameters.top_p": {"before": 1.0, "after": 0.9},
     }
+    assert set(updated[0]["details"]) == {"changes", "connection_test"}  # neither a rename nor an adoption
 
 
 def test_api_key_never_in_output_and_encrypted_at_rest(run_cli: Any, registry_dir: Path, database_url: str, engine: Any) -> None:
@@ -139,6 +140,21 @@ def test_delete_of_an_unused_model_is_audited_with_its_kb_impact(run_cli: Any, r
     assert (event["model_name"], str(event["model_id"])) == ("gpt-4o-mini", deleted_id)
     assert event["details"]["knowledge_bases"] == [] and event["details"]["kb_count"] == 0
     assert event["details"]["configuration"]["model_id"] == "gpt-4o-mini"
+
+
+def test_the_audit_trail_of_one_apply_lists_its_deletes_then_updates_then_creates(run_cli: Any, registry_dir: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
+    apply(run_cli, registry_dir, database_url)
+    embedding, _ = story_models(fake_provider)
+    # names chosen so that name order would put the create first
+    changed = {**embedding, "description": "changed"}
+    write_registry_file(registry_dir, [changed, embedding_model(name="all-minilm", api_endpoint=fake_provider.url)])
+    result = apply(run_cli, registry_dir, database_url, "--skip-connection-tests")
+    assert result.exit_code == 0, result.output
+    events = audit_events(engine)
+    second_run = [e for e in events if e["run_id"] != events[0]["run_id"]]
+    assert [(e["event_type"], e["model_name"]) for e in second_run] == [
+        ("MODEL_DELETED", "gpt-4o-mini"), ("MODEL_UPDATED", "nomic-embed"), ("MODEL_CREATED", "all-minilm"),
+    ]
 
 
 def test_list_filters_by_type_and_provider(run_cli: Any, registry_dir: Path, database_url: str) -> None:

@@ -103,6 +103,21 @@ def test_a_constraint_violation_midway_rolls_back_the_earlier_writes(run_cli: An
     assert snapshot(engine) == before
 
 
+def test_a_refused_update_is_named_and_the_other_updates_are_rolled_back(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
+    models = story_models(fake_provider)
+    directory = write_registry_file(tmp_path / "r", models).parent
+    assert apply(run_cli, directory, database_url, "--skip-connection-tests").exit_code == 0
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE llm_models ADD CONSTRAINT test_poison CHECK (description <> 'poison')"))
+    # Updates run in name order: 'gpt-4o-mini' is written, then 'nomic-embed' is refused.
+    write_registry_file(directory, [{**models[0], "description": "poison"}, {**models[1], "description": "fine"}])
+    before = snapshot(engine)
+    result = apply(run_cli, directory, database_url, "--skip-connection-tests")
+    assert result.exit_code == 1
+    assert "the database refused to update 'nomic-embed' (violates test_poison); nothing was written" in result.stderr
+    assert snapshot(engine) == before
+
+
 def test_connection_killed_midway_writes_nothing(run_subprocess: Any, registry_dir: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
     fake_provider.set_model("gpt-4o-mini", api_key=CANARY_KEY, latency=3.0)
     before = snapshot(engine)

@@ -143,6 +143,22 @@ def test_a_key_change_alone_rewrites_key_and_digest(engine: Engine, tmp_path: Pa
     assert all(stored[m.name] == applied_fingerprint(m.name, m.record) for m in state.models)
 
 
+def test_an_update_of_other_fields_leaves_the_stored_key_as_it_was(engine: Engine, tmp_path: Path) -> None:
+    # The plan shows a description change only: the key's ciphertext is not rewritten either.
+    directory = tmp_path / "r"
+    write_registry_file(directory, models(2))
+    apply(engine, directory)
+    query = text("SELECT name, api_key, api_key_fingerprint FROM llm_models ORDER BY name")
+    with engine.connect() as connection:
+        before = [tuple(row) for row in connection.execute(query)]
+    write_registry_file(directory, models(2, description="changed"))
+    outcome, _ = apply(engine, directory)
+    assert outcome.plan.count("update") == 2
+    assert all(a.changed_fields() == ("description",) for a in outcome.plan.actions)
+    with engine.connect() as connection:
+        assert [tuple(row) for row in connection.execute(query)] == before
+
+
 def test_a_default_moving_between_models_is_written_in_one_apply(engine: Engine, tmp_path: Path) -> None:
     directory = tmp_path / "r"
     write_registry_file(directory, [embedding_model(name="a", default=True), embedding_model(name="b")])
