@@ -13,7 +13,9 @@ all "young" when it resumes, and the next collections walk them again. So the
 `llm-registry` process itself, a one-shot command that frees its data by exiting, runs
 with the collector off from the start (`for_one_shot_process`), as bench/plan.py's
 floor does; `serve`, the one long-running command, turns it back on. In-process callers
-(tests, the library) keep the collector and get the pauses.
+(tests, the library) keep the collector and get the pauses. The price is the memory of
+the few cycles, held until exit: `llm-registry test` of 1,000 models (LiteLLM's clients
+make some) peaked at 242 MB instead of 225 MB, and took 5.4 s instead of 7.4 s.
 
 At exit, the interpreter still runs full collections (the collector off or not), as it
 tears the modules down: they walk every object still alive (the modules, pydantic's
