@@ -143,6 +143,27 @@ def test_a_key_change_alone_rewrites_key_and_digest(engine: Engine, tmp_path: Pa
     assert all(stored[m.name] == applied_fingerprint(m.name, m.record) for m in state.models)
 
 
+def test_a_key_change_is_written_beside_updates_that_keep_their_key(engine: Engine, tmp_path: Path) -> None:
+    directory = tmp_path / "r"
+    write_registry_file(directory, models(2))
+    apply(engine, directory)
+    changed = models(2)
+    changed[0]["description"] = "changed"  # 'm-000': another field; 'm-001': its (Cohere) key rotated
+    write_registry_file(directory, changed)
+    registry, _ = load_registry(directory)
+    rotated = "sk-rotated-222222222222222222222222"
+    with engine.connect() as connection:
+        outcome = apply_registry(
+            connection, registry, {**ENV, "COHERE_API_KEY": rotated}, ApplyOptions(actor="t", revision=None, skip_connection_tests=True)
+        )
+    assert [(a.name, a.changed_fields()) for a in outcome.plan.actions] == [("m-000", ("description",)), ("m-001", ("api_key",))]
+    with engine.connect() as connection:
+        keys = dict(connection.execute(text("SELECT name, pgp_sym_decrypt(api_key, :p) FROM llm_models"), {"p": TEST_PASSPHRASE}).all())
+        state = read_state(connection)
+    assert keys == {"m-000": CANARY_KEY, "m-001": rotated}
+    assert [m.record["description"] for m in state.models if m.name == "m-000"] == ["changed"]
+
+
 def test_an_update_of_other_fields_leaves_the_stored_key_as_it_was(engine: Engine, tmp_path: Path) -> None:
     # The plan shows a description change only: the key's ciphertext is not rewritten either.
     directory = tmp_path / "r"
@@ -164,8 +185,10 @@ def test_a_default_moving_between_models_is_written_in_one_apply(engine: Engine,
     write_registry_file(directory, [embedding_model(name="a", default=True), embedding_model(name="b")])
     apply(engine, directory)
     write_registry_file(directory, [embedding_model(name="a"), embedding_model(name="b", default=True)])
-    outcome, _ = apply(engine, directory)
+    outcome, statements = apply(engine, directory)
     assert outcome.committed
+    # the old default cleared first, then one UPDATE for both: no row-by-row replay
+    assert [s.split()[0] for s in writes(statements)] == ["UPDATE", "UPDATE"]
     with engine.connect() as connection:
         assert dict(connection.execute(text("SELECT name, is_default FROM llm_models")).all()) == {"a": False, "b": True}
 
