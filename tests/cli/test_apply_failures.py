@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from reconciler.apply import APPLY_LOCK_KEY
 from tests.cli.applyutil import APPLY_ENV, models_by_name, snapshot, story_models
-from tests.factories import CANARY_KEY, write_registry_file
+from tests.factories import CANARY_KEY, embedding_model, write_registry_file
 
 
 def apply(run_cli: Any, target: Path, url: str, *args: str, env: dict[str, str | None] | None = None) -> Any:
@@ -103,14 +103,31 @@ def test_a_constraint_violation_midway_rolls_back_the_earlier_writes(run_cli: An
     assert snapshot(engine) == before
 
 
-def test_a_refused_update_is_named_and_the_other_updates_are_rolled_back(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
+def test_a_refused_update_is_named_and_the_other_writes_are_rolled_back(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
     models = story_models(fake_provider)
-    directory = write_registry_file(tmp_path / "r", models).parent
+    extra = embedding_model(name="all-minilm", api_endpoint=fake_provider.url)
+    directory = write_registry_file(tmp_path / "r", [*models, extra]).parent
     assert apply(run_cli, directory, database_url, "--skip-connection-tests").exit_code == 0
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE llm_models ADD CONSTRAINT test_poison CHECK (description <> 'poison')"))
-    # Updates run in name order: 'gpt-4o-mini' is written, then 'nomic-embed' is refused.
+    # The row-by-row replay: 'all-minilm' deleted, 'gpt-4o-mini' updated, then 'nomic-embed' refused.
     write_registry_file(directory, [{**models[0], "description": "poison"}, {**models[1], "description": "fine"}])
+    before = snapshot(engine)
+    result = apply(run_cli, directory, database_url, "--skip-connection-tests")
+    assert result.exit_code == 1
+    assert "the database refused to update 'nomic-embed' (violates test_poison); nothing was written" in result.stderr
+    assert snapshot(engine) == before
+
+
+def test_a_refused_write_of_the_old_default_is_named(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
+    models = story_models(fake_provider)
+    extra = embedding_model(name="all-minilm", api_endpoint=fake_provider.url)
+    directory = write_registry_file(tmp_path / "r", [*models, extra]).parent
+    assert apply(run_cli, directory, database_url, "--skip-connection-tests").exit_code == 0
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE llm_models ADD CONSTRAINT test_poison CHECK (description <> 'poison')"))
+    # The default moves from 'nomic-embed' (written first, as it stops being a default) to 'all-minilm'.
+    write_registry_file(directory, [{**models[0], "default": False, "description": "poison"}, models[1], {**extra, "default": True}])
     before = snapshot(engine)
     result = apply(run_cli, directory, database_url, "--skip-connection-tests")
     assert result.exit_code == 1
