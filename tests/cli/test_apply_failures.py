@@ -103,13 +103,19 @@ def test_a_constraint_violation_midway_rolls_back_the_earlier_writes(run_cli: An
     assert snapshot(engine) == before
 
 
-def test_a_refused_update_is_named_and_the_other_writes_are_rolled_back(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
+def _applied_with_poison(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> tuple[list[Any], Any, Path]:
+    """The story's models and 'all-minilm', applied; then a CHECK that refuses the description 'poison'."""
     models = story_models(fake_provider)
     extra = embedding_model(name="all-minilm", api_endpoint=fake_provider.url)
     directory = write_registry_file(tmp_path / "r", [*models, extra]).parent
     assert apply(run_cli, directory, database_url, "--skip-connection-tests").exit_code == 0
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE llm_models ADD CONSTRAINT test_poison CHECK (description <> 'poison')"))
+    return models, extra, directory
+
+
+def test_a_refused_update_is_named_and_the_other_writes_are_rolled_back(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
+    models, _, directory = _applied_with_poison(run_cli, tmp_path, database_url, engine, fake_provider)
     # The row-by-row replay: 'all-minilm' deleted, 'gpt-4o-mini' updated, then 'nomic-embed' refused.
     write_registry_file(directory, [{**models[0], "description": "poison"}, {**models[1], "description": "fine"}])
     before = snapshot(engine)
@@ -120,12 +126,7 @@ def test_a_refused_update_is_named_and_the_other_writes_are_rolled_back(run_cli:
 
 
 def test_a_refused_write_of_the_old_default_is_named(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
-    models = story_models(fake_provider)
-    extra = embedding_model(name="all-minilm", api_endpoint=fake_provider.url)
-    directory = write_registry_file(tmp_path / "r", [*models, extra]).parent
-    assert apply(run_cli, directory, database_url, "--skip-connection-tests").exit_code == 0
-    with engine.begin() as connection:
-        connection.execute(text("ALTER TABLE llm_models ADD CONSTRAINT test_poison CHECK (description <> 'poison')"))
+    models, extra, directory = _applied_with_poison(run_cli, tmp_path, database_url, engine, fake_provider)
     # The default moves from 'nomic-embed' (written first, as it stops being a default) to 'all-minilm'.
     write_registry_file(directory, [{**models[0], "default": False, "description": "poison"}, models[1], {**extra, "default": True}])
     before = snapshot(engine)
