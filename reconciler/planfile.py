@@ -206,10 +206,9 @@ def read_planfile(path: Path, passphrase: str) -> SavedPlan:
         )
     if document.get("llm_registry_version") != __version__:
         # Digests and checks may differ between versions: a plan is applied by the version that made it.
-        raise RegistryError(
-            f"{path} was written by llm-registry {document.get('llm_registry_version')!r}; this is {__version__}: "
-            "re-run plan --out with this version"
-        )
+        # The field is not trusted yet (no MAC checked): shown as a short repr, never whole.
+        written_by = repr(document.get("llm_registry_version"))[:40]
+        raise RegistryError(f"{path} was written by llm-registry {written_by}; this is {__version__}: re-run plan --out with this version")
     mac = document.get("mac")
     if not isinstance(mac, str) or not hmac.compare_digest(mac, document_mac(document, passphrase)):
         raise RegistryError(
