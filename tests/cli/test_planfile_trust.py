@@ -94,6 +94,10 @@ def test_a_plan_file_of_another_llm_registry_version_is_refused(run_cli: Any, pl
     assert f"error: {planfile} was written by llm-registry '0.0.1'; this is " in result.stderr
     assert "re-run plan --out with this version" in result.stderr
     assert models_by_name(engine) == {}
+    _edit(planfile, lambda d: d.update(llm_registry_version="9" * 10_000))  # read before the MAC: shown short
+    result = run_cli("apply", str(planfile), "--database-url", database_url, env=APPLY_ENV)
+    assert result.exit_code == 1
+    assert "was written by llm-registry '99999" in result.stderr and "9" * 100 not in result.stderr
 
 
 def test_an_untouched_plan_file_applies(run_cli: Any, planfile: Path, database_url: str, engine: Any) -> None:

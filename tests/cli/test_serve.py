@@ -150,3 +150,33 @@ def test_which_hosts_are_accepted() -> None:
     assert allowed_hosts_for("127.0.0.1") == {"localhost", "127.0.0.1", "::1"}
     assert allowed_hosts_for("0.0.0.0") is None
     assert allowed_hosts_for("0.0.0.0", ["Registry.Example.com"]) == {"localhost", "127.0.0.1", "::1", "0.0.0.0", "registry.example.com"}
+
+
+def test_serve_runs_with_the_cyclic_collector_on(run_cli: Any, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The console script turns the collector off for one-shot commands; a server that runs
+    # until stopped must turn it back on, or every request's garbage cycles pile up.
+    import gc
+
+    import reconciler.page.server as page_server
+
+    seen: list[bool] = []
+
+    class Server:
+        server_address = ("127.0.0.1", 8080)
+
+        def serve_forever(self) -> None:
+            seen.append(gc.isenabled())
+            raise KeyboardInterrupt
+
+        def server_close(self) -> None:
+            pass
+
+    monkeypatch.setattr(page_server, "create_server", lambda app, host, port: Server())
+    gc.disable()  # as the console script leaves it
+    try:
+        result = run_cli("serve", "--database-url", database_url)
+    finally:
+        gc.enable()
+    assert result.exit_code == 0, result.output
+    assert "Stopped." in result.stdout
+    assert seen == [True]

@@ -76,6 +76,18 @@ def test_location_of_an_absent_path_falls_back_to_its_nearest_ancestor(tmp_path:
     assert document.location(("nowhere",)) == Location(document.file, 1, 1)
 
 
+def test_the_cache_of_plain_scalar_tags_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A hostile file of many distinct values must not grow the loader's cache without bound.
+    monkeypatch.setattr(load._Loader, "_PLAIN_TAGS", {})
+    monkeypatch.setattr(load._Loader, "_PLAIN_TAGS_LIMIT", 50)
+    values = [f"value-{n}" for n in range(200)] + ["x" * 65, "true", "12"]
+    document, problems = load_file(write_text_file(tmp_path, "items:\n" + "".join(f"  - {v}\n" for v in values)))
+    assert not problems and document is not None
+    assert document.data["items"][:2] == ["value-0", "value-1"] and document.data["items"][-3:] == ["x" * 65, True, 12]
+    assert len(load._Loader._PLAIN_TAGS) == 50
+    assert "x" * 65 not in load._Loader._PLAIN_TAGS  # long values are never kept
+
+
 def test_file_is_shown_relative_to_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_registry_file(tmp_path / "registry.d", [ner_model()], "m.yaml")
     monkeypatch.chdir(tmp_path)
