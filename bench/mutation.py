@@ -20,9 +20,12 @@ RECORD_FIELDS), a statement replaced by `pass` (a call, an assignment, an append
 a `continue`/`raise`), an `if` condition forced to True/False.
 
 Survivors that cannot change behaviour (equivalent mutants) or are accepted are
-listed in BENCHMARKS.md with the reason; `--accepted FILE` (lines
-`module:line:description`) leaves them out of the score. Not part of CI: a full
-run takes hours on two cores.
+listed in BENCHMARKS.md with the reason; `--accepted FILE` leaves them out of the
+score. Its entries are `module:source line:description` (the mutated line's text,
+stripped, so that edits elsewhere in the module keep them valid), each optionally
+followed by `  # reason`; `--list` shows the key of every mutant, and entries that
+match no mutant any more are reported. Not part of CI: a full run takes hours on
+two cores.
 """
 
 from __future__ import annotations
@@ -77,12 +80,19 @@ TARGET_ENV: dict[str, dict[str, str]] = {"apply": {"LLM_REGISTRY_FAULT_TRIALS": 
 
 @dataclass(frozen=True)
 class Mutant:
-    """One bug: where (line), what (description), and the index of the node it changes."""
+    """One bug: where (line, and its text), what (description), and the index of the node it changes."""
 
     module: str
     line: int
+    source: str  # the text of that line, stripped: what bench/mutation-accepted.txt matches
     description: str
     index: int  # the n-th mutation point of the module, in walk order
+    nth: int = 1  # 2, 3, ... for the later mutants whose source text and description repeat an earlier one's
+
+    @property
+    def key(self) -> str:
+        """`module:source line:description` (then ` [n]` for a repeat), the form of an entry of the accepted list."""
+        return f"{self.module}:{self.source}:{self.description}" + (f" [{self.nth}]" if self.nth > 1 else "")
 
 
 @dataclass(frozen=True)
@@ -148,11 +158,19 @@ def _points(tree: ast.AST) -> Iterator[tuple[ast.AST, str, object]]:
 
 def mutants(module: str) -> list[Mutant]:
     """Every mutant of reconciler/<module>.py."""
-    tree = ast.parse((ROOT / "reconciler" / f"{module}.py").read_text())
-    return [
-        Mutant(module, getattr(node, "lineno", 0), description, index)
-        for index, (node, description, _) in enumerate(_points(tree))
+    source = (ROOT / "reconciler" / f"{module}.py").read_text()
+    lines = source.splitlines()
+    points = [
+        (getattr(node, "lineno", 0), getattr(node, "col_offset", 0), index, description)
+        for index, (node, description, _) in enumerate(_points(ast.parse(source)))
     ]
+    found: list[Mutant] = []
+    seen: dict[tuple[str, str], int] = {}  # (text, description) -> how many so far, in the order of the file
+    for line, _, index, description in sorted(points):
+        text = lines[line - 1].strip() if line else ""
+        seen[text, description] = seen.get((text, description), 0) + 1
+        found.append(Mutant(module, line, text, description, index, seen[text, description]))
+    return sorted(found, key=lambda mutant: mutant.index)
 
 
 def mutated_source(mutant: Mutant) -> str:
@@ -227,17 +245,20 @@ def run_tests(workdir: Path, tests: list[str], timeout: float, extra_env: dict[s
     return ("passed" if done.returncode == 0 else "failed"), time.perf_counter() - started
 
 
-def load_accepted(path: Path | None) -> set[tuple[str, int, str]]:
-    """(module, line, description) of survivors judged equivalent or accepted."""
+def load_accepted(path: Path | None) -> list[str]:
+    """The entries (`module:source line:description  # reason`) of survivors judged equivalent or accepted."""
     if path is None or not path.exists():
-        return set()
-    accepted = set()
-    for raw in path.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line:
-            module, number, description = line.split(":", 2)
-            accepted.add((module.strip(), int(number), description.strip()))
-    return accepted
+        return []
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def is_accepted(mutant: Mutant, accepted: list[str]) -> bool:
+    """Whether an entry is this mutant's key, alone or followed by a `# reason`.
+
+    Matched by text rather than split into fields: a source line may hold `:` and `#` itself.
+    """
+    key = mutant.key
+    return any(entry == key or (entry.startswith(key) and entry[len(key):].lstrip().startswith("#")) for entry in accepted)
 
 
 def main() -> int:
@@ -251,10 +272,15 @@ def main() -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--json", type=Path, help="write every outcome to this file")
     parser.add_argument("--accepted", type=Path, default=ROOT / "bench" / "mutation-accepted.txt",
-                        help="survivors judged equivalent/accepted (module:line:description per line)")
+                        help="survivors judged equivalent/accepted (module:source line:description per line)")
     args = parser.parse_args()
     modules = args.module or list(TARGETS)
     accepted = load_accepted(args.accepted)
+    for module in modules:  # entries whose line has changed since they were judged
+        every = mutants(module)
+        for entry in accepted:
+            if entry.startswith(f"{module}:") and not any(is_accepted(m, [entry]) for m in every):
+                print(f"accepted entry matches no mutant (judge the line again): {entry}", file=sys.stderr)
 
     chosen: dict[str, list[Mutant]] = {}
     for module in modules:
@@ -267,7 +293,7 @@ def main() -> int:
     if args.list:
         for module, items in chosen.items():
             for mutant in items:
-                print(f"{module}:{mutant.line}: {mutant.description}  [index {mutant.index}]")
+                print(f"{mutant.key}  [line {mutant.line}, index {mutant.index}]")
         return 0
 
     workdir = scratch_copy()
@@ -307,7 +333,7 @@ def main() -> int:
         mine = [o for o in outcomes if o.mutant.module == module]
         killed = sum(o.status in ("killed", "timeout") for o in mine)
         survivors = [o for o in mine if o.status == "survived"]
-        ok = [o for o in survivors if (module, o.mutant.line, o.mutant.description) in accepted]
+        ok = [o for o in survivors if is_accepted(o.mutant, accepted)]
         counted = len(mine) - len(ok)
         total_killed += killed
         total_counted += counted
@@ -317,10 +343,10 @@ def main() -> int:
         print(f"{'all':<10} {'':>8} {total_killed:>7} {'':>9} {'':>9} {total_killed / total_counted:>7.0%}")
     survivors = [o for o in outcomes if o.status == "survived"]
     if survivors:
-        print("\nsurvivors (module:line: mutation):")
+        print("\nsurvivors (module:source line:mutation [line, index]):")
         for outcome in survivors:
-            key = (outcome.mutant.module, outcome.mutant.line, outcome.mutant.description)
-            print(f"  {outcome.mutant.module}:{outcome.mutant.line}: {outcome.mutant.description}{'  (accepted)' if key in accepted else ''}")
+            mutant = outcome.mutant
+            print(f"  {mutant.key}  [line {mutant.line}, index {mutant.index}]{'  (accepted)' if is_accepted(mutant, accepted) else ''}")
     if args.json:
         _write_json(args.json, outcomes)
     return 0
