@@ -183,8 +183,10 @@ def connect(engine: "Engine", url: str | None = None) -> Iterator["Connection"]:
 
 
 @contextlib.contextmanager
-def driver_cursor(connection: "Connection") -> Iterator[Any]:
+def driver_cursor(connection: "Connection", *, name: str | None = None) -> Iterator[Any]:
     """The psycopg cursor under a SQLAlchemy connection (COPY, array parameters), in its transaction.
+
+    With `name`, a server-side cursor of that name (rows fetched in batches by `fetchmany`).
 
     Begins the transaction as `connection.execute` would (the caller commits or rolls
     back through `connection`). A driver error comes out as SQLAlchemy's DBAPIError
@@ -196,7 +198,8 @@ def driver_cursor(connection: "Connection") -> Iterator[Any]:
 
     if not connection.in_transaction():
         connection.begin()
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    driver = connection.connection.driver_connection
+    cursor = driver.cursor() if name is None else driver.cursor(name=name)  # type: ignore[union-attr]
     try:
         yield cursor
     except psycopg.Error as error:

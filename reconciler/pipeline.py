@@ -140,18 +140,20 @@ def plan_registry(
     *,
     allow_delete_all: bool = False,
     targets: Sequence[str] = (),
+    fingerprints: bool = True,
 ) -> PlannedRun:
     """Compute the plan of `registry` against `state` and apply the policies.
 
     A passphrase that does not open the registry's passphrase check (or a stored key)
     is a RegistryError naming the variable: with it every key would look changed.
     With `targets`, only those models (and what they need) are planned; an unknown
-    target is a RegistryError (targeting.py).
+    target is a RegistryError (targeting.py). `fingerprints=False`: a plan only shown,
+    without its state and spec digests (`compute_plan`).
     """
     verify_passphrase(state.passphrase_probe, environ.get(ENCRYPTION_KEY_ENV) or None)
     if targets:
         check_targets(targets, registry, state)
-    raw = compute_plan(registry, state, key_fingerprints(registry, environ))
+    raw = compute_plan(registry, state, key_fingerprints(registry, environ), fingerprints=fingerprints)
     raw = replace(raw, resolved_references=tuple(ref for ref in registry.references if ref.value is not None))
     raw = mark_drift(raw, state)
     if targets:

@@ -202,12 +202,16 @@ def compute_plan(
     registry: RegistrySpec,
     state: RegistryState,
     key_fingerprints: Mapping[str, str | None],
+    *,
+    fingerprints: bool = True,
 ) -> Plan:
     """Diff the registry in git against the database.
 
     `key_fingerprints` maps each model name to the keyed fingerprint of its resolved
     API key, None when the model has no key, or KEY_UNKNOWN when the key cannot be
-    resolved now (variable or passphrase unset).
+    resolved now (variable or passphrase unset). With `fingerprints=False` the plan's
+    `state_fingerprint` and `spec_fingerprint` stay empty: a plan that is only shown
+    (not saved, not rendered as JSON) skips both digests, a fifth of its cost.
     """
     rows = state.by_name()
     claimed: set[str] = {model.name for model in registry.models if model.name in rows}
@@ -218,10 +222,11 @@ def compute_plan(
 
     # The spec's digest is taken on the way (see spec_fingerprint), so that no list of
     # every desired record is kept: at 100,000 models that list alone was ~150 MB.
-    spec_digest = JsonArrayDigest(hashlib.sha256())
+    spec_digest = JsonArrayDigest(hashlib.sha256()) if fingerprints else None
     for model in registry.models:
         desired = desired_record(model)
-        spec_digest.add(_spec_element(model, desired))
+        if spec_digest is not None:
+            spec_digest.add(_spec_element(model, desired))
         desired_fp = key_fingerprints.get(model.name) if model.api_key is not None else None
         planned_keys[model.name] = desired_fp
         location = registry.locations.get(model.name)
@@ -271,8 +276,8 @@ def compute_plan(
         unmanaged=tuple(sorted(unmanaged)),
         unchanged=tuple(sorted(unchanged)),
         unchecked_keys=tuple(sorted(unchecked)),
-        state_fingerprint=state_fingerprint(state),
-        spec_fingerprint=spec_digest.finish().hexdigest(),
+        state_fingerprint=state_fingerprint(state) if spec_digest is not None else "",
+        spec_fingerprint=spec_digest.finish().hexdigest() if spec_digest is not None else "",
         key_fingerprints=planned_keys,
     )
 

@@ -198,7 +198,12 @@ def _change_json(action: Action, change: FieldChange) -> dict[str, Any]:
 
 
 def plan_to_json_data(plan: Plan, target: Target | None = None) -> dict[str, Any]:
-    """The plan as the documented, versioned JSON document (docs/plan-format.md)."""
+    """The plan as the documented, versioned JSON document (docs/plan-format.md).
+
+    The plan must carry its fingerprints (`compute_plan(..., fingerprints=True)`).
+    """
+    if not (plan.state_fingerprint and plan.spec_fingerprint):
+        raise ValueError("a plan computed without fingerprints cannot be a JSON plan document")
     return {
         "format_version": PLAN_JSON_VERSION,
         "llm_registry_version": __version__,

@@ -228,41 +228,43 @@ def read_state(connection: Any) -> RegistryState:
     temperature and top_p Python floats. Models are sorted by name, KBs by name then id.
     """
     # Imported here: `validate` imports this module (for the types) and must not load SQLAlchemy.
-    from sqlalchemy import select
+    from sqlalchemy import Text, cast, select
 
+    from reconciler.db import driver_cursor
     from reconciler.secrets import read_passphrase_probe
     from reconciler.spec import RECORD_FIELDS
     from reconciler.tables import column_name, knowledge_bases, llm_models
 
     column_of = {field: llm_models.c[column_name(field)] for field in RECORD_FIELDS if field != "api_key"}
     column_of["api_key"] = llm_models.c.api_key_fingerprint
-    model_rows = connection.execute(
-        select(
-            llm_models.c.id,
-            llm_models.c.name,
-            llm_models.c.managed_by,
-            (llm_models.c.api_key.is_not(None) & llm_models.c.api_key_fingerprint.is_(None)),
-            llm_models.c.applied_fingerprint,
-            llm_models.c.created_at,
-            *(column_of[field] for field in RECORD_FIELDS),
-        ).order_by(llm_models.c.name)
-        # In batches through a server-side cursor: at 100,000 rows, holding every raw
-        # row beside the records built from them cost ~100 MB of peak memory.
-        .execution_options(yield_per=_BATCH)
-    )
+    query = select(
+        cast(llm_models.c.id, Text),  # the id as text from the server: no UUID object per row
+        llm_models.c.name,
+        llm_models.c.managed_by,
+        (llm_models.c.api_key.is_not(None) & llm_models.c.api_key_fingerprint.is_(None)),
+        llm_models.c.applied_fingerprint,
+        llm_models.c.created_at,
+        *(column_of[field] for field in RECORD_FIELDS),
+    ).order_by(llm_models.c.name)
+    float_indexes = _float_indexes()
     models = []
-    for model_id, name, managed_by, key_pending, applied, created_at, *values in (row for batch in model_rows.partitions() for row in batch):
-        record = dict(zip(RECORD_FIELDS, values))
-        # double precision arrives as float already; this keeps ints from hand-made rows out.
-        for field in ("temperature", "top_p"):
-            if record[field] is not None:
-                record[field] = float(record[field])
-        models.append(
-            StoredModel(
-                id=str(model_id), name=name, managed_by=managed_by, record=record, key_pending=key_pending,
-                applied_fingerprint=applied, created_at=created_at,
-            )
-        )
+    # Through psycopg's server-side cursor, _BATCH rows per FETCH: at 100,000 rows,
+    # holding every raw row beside the records built from them cost ~100 MB of peak
+    # memory, and SQLAlchemy's result layer doubled the cost of reading them.
+    with driver_cursor(connection, name="llm_registry_read_state") as cursor:
+        cursor.execute(str(query.compile(dialect=connection.dialect)))
+        while batch := cursor.fetchmany(_BATCH):
+            for model_id, name, managed_by, key_pending, applied, created_at, *values in batch:
+                # double precision arrives as float already; this keeps ints from hand-made rows out.
+                for index in float_indexes:
+                    if values[index] is not None:
+                        values[index] = float(values[index])
+                models.append(
+                    StoredModel(
+                        id=model_id, name=name, managed_by=managed_by, record=dict(zip(RECORD_FIELDS, values)),
+                        key_pending=key_pending, applied_fingerprint=applied, created_at=created_at,
+                    )
+                )
 
     kb_rows = connection.execute(
         select(

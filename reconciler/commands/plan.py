@@ -103,7 +103,11 @@ def command(
         state = read_state(connection)
         target = read_target(connection, environment=environment, revision=default_revision(os.environ, directories[0]))
 
-    run = plan_registry(registry, state, os.environ, allow_delete_all=allow_delete_all, targets=targets)
+    # The digests a saved plan and the JSON document carry; a plan only shown skips them.
+    digests = out is not None or output_format in ("json", "html")
+    run = plan_registry(
+        registry, state, os.environ, allow_delete_all=allow_delete_all, targets=targets, fingerprints=digests
+    )
     plan = run.plan
     if out is not None:
         # Signed (planfile.py): checked after the database, whose absence is the first thing to report.

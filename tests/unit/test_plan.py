@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,17 @@ def test_state_fingerprint_moves_with_the_database() -> None:
     linked = compute_plan(registry(model), RegistryState((row,), (knowledge_base("kb", embedding=row),)), {})
     assert len({before.state_fingerprint, after.state_fingerprint, linked.state_fingerprint}) == 3
     assert before.spec_fingerprint == after.spec_fingerprint
+
+
+def test_a_plan_without_fingerprints_is_the_same_plan_with_empty_digests() -> None:
+    kept, changed = embedding_model(name="e"), generation_model(name="g", description="new")
+    state = RegistryState((stored_from(kept), stored_from(generation_model(name="g")), stored_model("gone")))
+    spec, keys = registry(kept, changed, ner_model(name="n")), {"g": "fp"}
+    full = compute_plan(spec, state, keys)
+    shown = compute_plan(spec, state, keys, fingerprints=False)
+    assert (shown.state_fingerprint, shown.spec_fingerprint) == ("", "")
+    assert len(full.state_fingerprint) == 64 and len(full.spec_fingerprint) == 64
+    assert shown == replace(full, state_fingerprint="", spec_fingerprint="")
 
 
 def test_simulated_apply_of_a_plan_leaves_nothing_to_plan() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from reconciler.plan import KEY_UNKNOWN, compute_plan
 from reconciler.policy import apply_policies
 from reconciler.render import (
@@ -87,6 +89,13 @@ def test_json_is_the_plan_data_with_one_action_per_line() -> None:
     action_lines = [line for line in lines if line.startswith('    {"action": ')]
     assert len(action_lines) == len(plan.actions) == 4
     assert all(json.loads(line.rstrip(","))["name"] for line in action_lines)
+
+
+def test_a_plan_computed_without_fingerprints_is_refused_as_a_json_document() -> None:
+    shown_only = compute_plan(registry(embedding_model(name="e")), RegistryState(), {}, fingerprints=False)
+    with pytest.raises(ValueError, match="without fingerprints"):
+        plan_to_json_data(shown_only)
+    assert len(json.loads(render_json(mixed_plan()))["state_fingerprint"]) == 64
 
 
 def test_json_document_keeps_order_or_sorts_and_handles_empty_lists() -> None:
