@@ -221,6 +221,24 @@ def test_deep_nesting(tmp_path: Path) -> None:
     assert diagnostic.location is not None and diagnostic.location.line == 2
 
 
+@pytest.mark.parametrize(("nesting", "refused"), [(load.MAX_DEPTH, False), (load.MAX_DEPTH + 1, True)])
+def test_a_scalar_in_a_mapping_counts_towards_the_depth_limit(tmp_path: Path, nesting: int, refused: bool) -> None:
+    # `{a: {a: ... 1}}`: the innermost value sits at depth `nesting` (the file's mapping is at 0).
+    document, problems = load_one(tmp_path, "{a: " * nesting + "1" + "}" * nesting + "\n")
+    if not refused:
+        assert problems == [] and document is not None
+        return
+    diagnostic = single_error(problems, "too-deep")
+    assert diagnostic.location is not None and (diagnostic.location.line, diagnostic.location.column) == (1, 4 * nesting + 1)
+
+
+def test_scalars_in_mappings_count_towards_the_node_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without anchors only the builder counts (the limit is a backstop for alias expansions).
+    monkeypatch.setattr(load, "MAX_NODES", 5)
+    diagnostic = single_error(load_one(tmp_path, "version: 1\nmodels: []\na: 1\nb: 2\nc: 3\nd: 4\n")[1], "too-many-nodes")
+    assert diagnostic.location is not None and diagnostic.location.line == 5  # the sixth value
+
+
 def test_very_deep_nesting_is_an_error_not_a_recursion_trace(tmp_path: Path) -> None:
     _, problems = load_one(tmp_path, "version: 1\nmodels: " + "[" * 50_000 + "]" * 50_000 + "\n")
     assert len(problems) == 1 and problems[0].code in ("too-deep", "yaml-syntax")
