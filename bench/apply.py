@@ -216,6 +216,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     workdir = Path(tempfile.mkdtemp(prefix="llm-registry-bench-apply-"))
     environ = {**os.environ, **KEY_VALUES, ENCRYPTION_KEY_ENV: PASSPHRASE, "NO_COLOR": "1"}
+    # An installed command has its .pyc files (pip compiles at install time): let the
+    # warm-up round write them where PYTHONDONTWRITEBYTECODE is set (as on the shared
+    # test machine), or every timed run would compile the project's sources again.
+    environ.pop("PYTHONDONTWRITEBYTECODE", None)
     environ.pop("LLM_REGISTRY_DATABASE_URL", None)
     try:
         directory = workdir / "registry"

@@ -438,6 +438,10 @@ def run_size(scratch: ScratchDatabase, size: int, repeat: int, workdir: Path) ->
     files = write_registry(models, directory)
     rows = rows_for(models)
     env = {**os.environ, **KEY_VALUES, ENCRYPTION_KEY_ENV: PASSPHRASE, "NO_COLOR": "1"}
+    # An installed command has its .pyc files (pip compiles at install time): let the
+    # warm-up round write them where PYTHONDONTWRITEBYTECODE is set (as on the shared
+    # test machine), or every timed run would compile the project's sources again.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.pop("LLM_REGISTRY_DATABASE_URL", None)
     plan = [*command_prefix(), "plan", str(directory), "--database-url", scratch.url, "--detailed-exitcode"]
     floor_argv = [sys.executable, "-c", FLOOR, str(directory), scratch.conninfo]
