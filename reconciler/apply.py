@@ -63,6 +63,9 @@ class ApplyOptions:
     lock_timeout: float = 60.0
     allow_delete_all: bool = False
     targets: tuple[str, ...] = ()  # --target: a partial run, recorded in every audit event
+    # The plan's state and spec digests, for `--format json`; a saved plan always has them
+    # checked. Without either, apply skips both (compute_plan's fingerprints=False).
+    plan_digests: bool = False
 
 
 @dataclass(frozen=True)
@@ -242,7 +245,8 @@ def apply_registry(
         state = read_state(connection)
         keys, passphrase = resolve_keys(registry, environ)
         plan = plan_registry(
-            registry, state, environ, allow_delete_all=options.allow_delete_all, targets=options.targets
+            registry, state, environ, allow_delete_all=options.allow_delete_all, targets=options.targets,
+            fingerprints=options.plan_digests or saved is not None,
         ).plan
         if saved is not None:
             check_saved_target(saved, database_identity(connection), options.environment)

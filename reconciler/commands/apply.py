@@ -175,6 +175,7 @@ def command(
         lock_timeout=lock_timeout,
         allow_delete_all=allow_delete_all,
         targets=tuple(dict.fromkeys(targets)),
+        plan_digests=output_format == "json",
     )
     interactive = saved is None and not auto_approve and not dry_run
 
