@@ -10,6 +10,7 @@ plan compares like with like: an omitted field that equals its default is no cha
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -307,19 +308,19 @@ def desired_record(model: "ModelDefinition") -> dict[str, Any]:
     `api_key` holds the reference string (or None); the plan compares it by fingerprint.
     Parameters that do not belong to the model's type are None, as in the table.
     """
-    record: dict[str, Any] = {field: None for field in RECORD_FIELDS}
-    record.update(
-        type=model.type,
-        provider=model.provider,
-        model_id=model.model_id,
-        api_endpoint=model.api_endpoint,
-        api_version=model.api_version,
-        api_key=model.api_key,
-        is_active=model.active,
-        is_default=model.default,
-        description=model.description,
-    )
-    record.update(model.parameters.model_dump())
+    record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
+    record["type"] = model.type
+    record["provider"] = model.provider
+    record["model_id"] = model.model_id
+    record["api_endpoint"] = model.api_endpoint
+    record["api_version"] = model.api_version
+    record["api_key"] = model.api_key
+    record["is_active"] = model.active
+    record["is_default"] = model.default
+    record["description"] = model.description
+    # A parameters model holds plain values only (no nested models, aliases or extras),
+    # so its __dict__ is its model_dump() at a tenth of the cost (a test holds the two equal).
+    record.update(model.parameters.__dict__)
     if record["temperature"] is not None:
         record["temperature"] = float(record["temperature"])
     if record["top_p"] is not None:
@@ -343,10 +344,16 @@ def keep_unset_parameters(
     """
     written = model.parameters.model_fields_set
     adjusted = dict(desired)
-    for name in type(model.parameters).model_fields:
+    for name in _parameter_names(type(model.parameters)):
         if name not in written and stored.get(name) is None:
             adjusted[name] = None
     return adjusted
+
+
+@functools.cache
+def _parameter_names(parameters_class: type[BaseModel]) -> tuple[str, ...]:
+    # model_fields is a computed class property in pydantic: read once per class.
+    return tuple(parameters_class.model_fields)
 MODEL_CLASSES: dict[str, type[_ModelBase]] = {"embedding": EmbeddingModel, "generation": GenerationModel, "ner": NerModel}
 MODEL_ADAPTER: TypeAdapter[ModelDefinition] = TypeAdapter(ModelSpec)
 

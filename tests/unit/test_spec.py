@@ -114,6 +114,16 @@ def test_generation_defaults_and_float_record() -> None:
     assert isinstance(spec.desired_record(model)["temperature"], float)
 
 
+@pytest.mark.parametrize("model_type", spec.MODEL_TYPES)
+def test_the_record_holds_the_parameters_as_model_dump_gives_them(model_type: str) -> None:
+    # desired_record reads the parameters' __dict__ (faster); pydantic's own dump is the reference.
+    raw = {"embedding": embedding_model, "generation": generation_model, "ner": ner_model}[model_type]()
+    model = spec.MODEL_ADAPTER.validate_python(raw)
+    record = spec.desired_record(model)
+    assert model.parameters.model_dump() == {name: record[name] for name in model.parameters.model_dump()}
+    assert all(record[name] is None for name in spec.PARAMETER_FIELDS if name not in model.parameters.model_dump())
+
+
 @pytest.mark.parametrize(
     ("reference", "name"),
     [("${env:OPENAI_API_KEY}", "OPENAI_API_KEY"), ("${env:_x1}", "_x1"), ("${env:1X}", None), ("OPENAI", None), ("${env:A-B}", None)],
