@@ -145,6 +145,9 @@ class Document:
     def location(self, path: Path_, *, key: bool = False) -> Location:
         """The best place to point at for `path`: itself, else its nearest ancestor."""
         table = self.key_positions if key else self.positions
+        found = table.get(path)  # nearly always there: no ancestor to look for
+        if found is not None:
+            return found
         for end in range(len(path), -1, -1):
             prefix = path[:end]
             found = table.get(prefix)

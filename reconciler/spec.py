@@ -293,6 +293,8 @@ def is_http_url(value: str) -> bool:
 
 def env_reference_name(reference: str) -> str | None:
     """Return NAME for a well-formed `${env:NAME}` reference, else None."""
+    if not reference.startswith("${env:"):  # most values (URLs, versions): no regex needed
+        return None
     match = _ENV_REFERENCE.match(reference)
     return match.group(1) if match else None
 

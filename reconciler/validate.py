@@ -19,7 +19,7 @@ import typing
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 from pydantic import BaseModel, ValidationError
 
@@ -136,8 +136,7 @@ def _load_and_validate(
     return registry, every, tuple(read)
 
 
-@dataclass(frozen=True)
-class _Facts:
+class _Facts(NamedTuple):
     """What the rules across files need from one model, read from its raw mapping.
 
     Taken from every model whose name is well-formed, valid or not, so that a duplicate
@@ -265,6 +264,8 @@ def _validate_model(
             error("bad-value", f"this model holds a value llm-registry cannot read ({type(exc).__name__}); check its fields", document.location(path))
         )
         model = None
+    if not problems:
+        return model
     diagnostics.extend(problems)
     return None if has_errors(problems) else model
 
