@@ -76,6 +76,30 @@ def test_type_change_of_a_used_model_is_blocked() -> None:
     assert "type cannot change" in plan.blocked[0].blocked[0]
 
 
+def test_a_type_change_beside_other_changes_names_type_as_the_only_blocking_field() -> None:
+    before = generation_model(name="m", provider="ollama", api_key=None, api_endpoint="http://o:11434")
+    row = stored_from(before)
+    after = embedding_model(name="m")
+    plan = planned(registry(after), RegistryState((row,), (knowledge_base("kb", generation=row),)))
+    (action,) = plan.blocked
+    first, advice = action.blocked
+    assert first == "used by 1 knowledge base: kb; a model's type cannot change while KBs use it"
+    assert advice.startswith("only type blocks this change; the other changes (model_id, ")
+    assert "type" not in advice.split("(", 1)[1].split(")", 1)[0].split(", ")
+
+
+def test_a_generation_model_a_kb_uses_may_change_its_model_id_and_provider() -> None:
+    # Only an embedding model's vector fields make a KB's stored vectors meaningless.
+    before = generation_model(name="g", default=True)
+    row = stored_from(before)
+    after = generation_model(name="g", default=True, model_id="gpt-4o", provider="azure",
+                             api_version="2024-06-01", api_endpoint="https://example.openai.azure.com")
+    plan = planned(registry(after), RegistryState((row,), (knowledge_base("kb", generation=row),)))
+    (action,) = plan.actions
+    assert action.kind == "update" and {"model_id", "provider"} <= set(action.changed_fields())
+    assert not plan.is_blocked and action.blocked == ()
+
+
 def test_deactivating_a_used_model_warns() -> None:
     before = generation_model(name="g")
     row = stored_from(before, fingerprint="fp")
@@ -110,6 +134,14 @@ def test_a_blocked_delete_of_the_default_keeps_it_the_default() -> None:
 def test_leaving_a_type_without_a_default_warns() -> None:
     before = embedding_model(name="e", default=True)
     plan = planned(registry(embedding_model(name="e", default=False)), RegistryState((stored_from(before),)))
+    assert "after this plan no embedding model is the default" in plan.warnings
+
+
+def test_deleting_the_default_warns_that_its_type_is_left_without_one() -> None:
+    gone = embedding_model(name="gone", default=True)
+    other = embedding_model(name="other")
+    plan = planned(registry(other), RegistryState((stored_from(gone), stored_from(other))))
+    assert [(a.kind, a.name) for a in plan.actions] == [("delete", "gone")] and not plan.is_blocked
     assert "after this plan no embedding model is the default" in plan.warnings
 
 
@@ -218,6 +250,24 @@ def test_a_blocked_change_of_blocking_fields_only_has_no_separate_change_advice(
     assert len(action.blocked) == 1 and "separate change" not in action.blocked[0]
 
 
+def test_a_rename_or_an_adoption_beside_a_blocked_change_is_no_separate_change() -> None:
+    # The name and ownership go with the row: the advice lists only fields that could change on their own.
+    old = embedding_model(name="emb-v1", default=True)
+    renamed = stored_from(old)
+    hand_made = stored_from(embedding_model(name="hand", default=False), managed_by=None)
+    kbs = (knowledge_base("kb-a", embedding=renamed), knowledge_base("kb-b", embedding=hand_made))
+    after = (
+        embedding_model(name="emb-v2", default=True, previous_names=["emb-v1"], parameters={"dimensions": 1024}),
+        embedding_model(name="hand", default=False, parameters={"dimensions": 1024}),
+    )
+    plan = planned(registry(*after), RegistryState((renamed, hand_made), kbs))
+    by_name = {action.name: action for action in plan.blocked}
+    assert by_name["emb-v2"].changed_fields() == ("name", "dimensions")
+    assert by_name["hand"].changed_fields() == ("managed_by", "dimensions")
+    for action in by_name.values():
+        assert len(action.blocked) == 1 and "separate change" not in action.blocked[0], action.blocked
+
+
 def test_a_delete_and_a_create_of_the_same_model_hint_at_a_rename_and_the_delete_stays_blocked() -> None:
     row = stored_from(embedding_model(name="nomic-v1", default=True))
     renamed = embedding_model(name="nomic", default=True)
@@ -234,3 +284,20 @@ def test_no_rename_hint_for_a_different_model() -> None:
     other = embedding_model(name="new", default=True, model_id="mxbai-embed-large")
     plan = planned(registry(other), RegistryState((row,)), allow_delete_all=True)
     assert not any("rename" in warning for action in plan.actions for warning in action.warnings)
+
+
+def test_an_updated_row_neither_takes_nor_gives_a_rename_hint() -> None:
+    # Only a create can be the new name of a row, and only a deleted row its old name: "kept" is
+    # updated beside a delete ("twin") and a create ("new") of the same type, provider and model_id.
+    kept = embedding_model(name="kept", default=True)
+    twin = embedding_model(name="twin")
+    new = embedding_model(name="new")
+    state = RegistryState((stored_from(kept), stored_from(twin)))
+    plan = planned(registry({**kept, "description": "edited"}, new), state)
+    warnings = {action.name: (action.kind, action.warnings) for action in plan.actions}
+    hint = "add `previous_names: [twin]` to 'new' to keep its id and KB links"
+    assert warnings == {
+        "kept": ("update", ()),
+        "new": ("create", (f"looks like a rename of 'twin': {hint}",)),
+        "twin": ("delete", (f"looks like a rename to 'new': {hint}",)),
+    }
