@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # module -> the tests that cover it (run with -x: the first failure kills the mutant)
 TARGETS: dict[str, list[str]] = {
     "plan": ["tests/unit/test_plan.py", "tests/unit/test_plan_properties.py", "tests/unit/test_render.py",
-             "tests/unit/test_policy.py", "tests/cli/test_plan_cases.py"],
+             "tests/unit/test_policy.py", "tests/unit/test_targeting.py", "tests/cli/test_plan_cases.py"],
     "policy": ["tests/unit/test_policy.py", "tests/unit/test_plan.py", "tests/cli/test_plan_cases.py"],
     "validate": ["tests/unit/test_validate.py", "tests/unit/test_load.py", "tests/unit/test_examples.py",
                  "tests/cli/test_validate.py"],

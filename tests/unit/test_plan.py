@@ -8,7 +8,7 @@ from typing import Any
 
 from reconciler import MANAGED_BY
 from reconciler.diagnostics import Location
-from reconciler.plan import KEY_CHANGED, KEY_NONE, KEY_SET, KEY_UNKNOWN, FieldChange, compute_plan, simulate_apply
+from reconciler.plan import KEY_CHANGED, KEY_NONE, KEY_SET, KEY_UNKNOWN, FieldChange, compute_plan, simulate_apply, spec_fingerprint
 from reconciler.state import RegistryState, StoredModel
 from tests.factories import embedding_model, generation_model, knowledge_base, ner_model, registry, stored_from, stored_model
 
@@ -165,6 +165,15 @@ def test_a_plan_without_fingerprints_is_the_same_plan_with_empty_digests() -> No
     assert (shown.state_fingerprint, shown.spec_fingerprint) == ("", "")
     assert len(full.state_fingerprint) == 64 and len(full.spec_fingerprint) == 64
     assert shown == replace(full, state_fingerprint="", spec_fingerprint="")
+
+
+def test_the_definitions_alone_give_the_plans_spec_fingerprint() -> None:
+    # What apply checks a saved plan's definitions against (planfile.py): the same digest
+    # from the definitions alone, another one for other definitions.
+    spec = registry(embedding_model(name="e", default=True), generation_model(name="g", previous_names=["g-old"]))
+    plan = compute_plan(spec, RegistryState((stored_model("gone"),)), {"g": "fp"})
+    assert spec_fingerprint(spec) == plan.spec_fingerprint
+    assert spec_fingerprint(registry(embedding_model(name="e", default=True))) != plan.spec_fingerprint
 
 
 def test_simulated_apply_of_a_plan_leaves_nothing_to_plan() -> None:
