@@ -485,7 +485,9 @@ class _Builder:
                     "a mapping key must be a plain value, not a list or mapping",
                     _mark(self.shown, key_node.start_mark),
                 )
-            key = self.scalar(key_node)
+            key = key_node.value
+            if key_node.tag != _STR_TAG or key[:1] in _NUMBER_START:  # not a plain word: read it as any scalar
+                key = self.scalar(key_node)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 key = str(key)
             if key in first_seen:

@@ -347,7 +347,7 @@ def keep_unset_parameters(
     written = model.parameters.model_fields_set
     adjusted = dict(desired)
     for name in _parameter_names(type(model.parameters)):
-        if name not in written and stored.get(name) is None:
+        if name not in written and adjusted[name] is not None and stored.get(name) is None:
             adjusted[name] = None
     return adjusted
 
