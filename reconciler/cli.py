@@ -190,8 +190,11 @@ class LazyGroup(click.Group):
 
 
 def _permission_denied(error: BaseException) -> str | None:
-    """A database error for a missing privilege, as a clean line (db imported only when one happened)."""
-    if getattr(getattr(error, "orig", None), "sqlstate", None) is None:
+    """A database error for a missing privilege, as a clean line (db imported only when one happened).
+
+    SQLAlchemy's errors carry the driver's as `orig`; `plan` meets psycopg's own (db.snapshot).
+    """
+    if getattr(getattr(error, "orig", None) or error, "sqlstate", None) is None:
         return None
     from reconciler.db import permission_denied
 

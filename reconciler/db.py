@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from reconciler.embedded import EmbeddedCluster, embedded_home
 from reconciler.errors import RegistryError
 
-if TYPE_CHECKING:  # SQLAlchemy is imported lazily: `validate` must not load it.
+if TYPE_CHECKING:  # SQLAlchemy is imported lazily: `validate` and `plan` must not load it.
+    import psycopg
     from alembic.config import Config
     from sqlalchemy.engine import Connection, Engine, URL
 
@@ -141,6 +142,72 @@ def display_url(url: str) -> str:
         return "(invalid URL)"
 
 
+def connect_arguments(url: str) -> dict[str, str]:
+    """psycopg's keyword arguments for `url`, read as SQLAlchemy reads it (for a connection without it).
+
+    User, password, host, port and database from the URL, then each query parameter
+    (form-decoded: `options=-c+statement_timeout%3D5s`), then what every engine sets
+    (`create_engine`'s connect_args). Accepts what `sqlalchemy_url` accepts; anything
+    else raises its RegistryError.
+    """
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    scheme = url.partition("://")[0]
+    if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        # Unusual input: SQLAlchemy's parser says what is wrong (or reads it after all).
+        url = sqlalchemy_url(url).render_as_string(hide_password=False)
+    parts = urlsplit(url)
+    arguments: dict[str, str] = {}
+    if parts.username:
+        arguments["user"] = unquote(parts.username)
+    if parts.password is not None:
+        arguments["password"] = unquote(parts.password)
+    if parts.hostname:
+        arguments["host"] = parts.hostname
+    if parts.port:
+        arguments["port"] = str(parts.port)
+    if parts.path.lstrip("/"):
+        arguments["dbname"] = unquote(parts.path.lstrip("/"))
+    arguments.update(parse_qsl(parts.query, keep_blank_values=True))
+    arguments.update(_CONNECT_ARGS)
+    return arguments
+
+
+# What every connection sets, through SQLAlchemy (create_engine) or not (snapshot).
+_CONNECT_ARGS = {"connect_timeout": "10", "application_name": "llm-registry"}
+
+
+@contextlib.contextmanager
+def snapshot(url: str) -> Iterator["psycopg.Connection[Any]"]:
+    """A read-only REPEATABLE READ transaction on `url` through psycopg alone, at the head revision.
+
+    For commands that only read (plan): every query of theirs runs as well on the bare
+    driver (see `driver_cursor`), and SQLAlchemy's import alone costs as much CPU as
+    reading and diffing a few thousand models. One snapshot for every query; read-only,
+    so the command cannot write even by mistake. Rolled back and closed on exit.
+    """
+    import psycopg
+
+    try:
+        connection = psycopg.connect(**connect_arguments(url))
+    except psycopg.Error as error:
+        raise connection_error(url, error) from None
+    try:
+        connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        connection.read_only = True
+        require_schema_at_head(connection)
+        yield connection
+    finally:
+        connection.close()  # without a commit: the transaction is rolled back
+
+
+def fetch_one(connection: Any, sql: str, params: Any = None) -> tuple[Any, ...] | None:
+    """The first row of `sql` (psycopg placeholders) on either kind of connection (`driver_cursor`), or None."""
+    with driver_cursor(connection) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
 def create_engine(url: str, **kwargs: object) -> "Engine":
     """An engine on `url` (postgresql+psycopg) that never puts bound parameters in errors or logs."""
     import sqlalchemy
@@ -149,7 +216,7 @@ def create_engine(url: str, **kwargs: object) -> "Engine":
         # Parameters hold API keys and the passphrase: keep them out of exception text.
         "hide_parameters": True,
         "pool_pre_ping": True,
-        "connect_args": {"connect_timeout": 10, "application_name": "llm-registry"},
+        "connect_args": dict(_CONNECT_ARGS),
     }
     options.update(kwargs)
     # SQLAlchemy logs some failures itself ("Error closing cursor" when the server killed
@@ -183,7 +250,7 @@ def connect(engine: "Engine", url: str | None = None) -> Iterator["Connection"]:
 
 
 @contextlib.contextmanager
-def driver_cursor(connection: "Connection", *, name: str | None = None) -> Iterator[Any]:
+def driver_cursor(connection: "Connection | psycopg.Connection[Any]", *, name: str | None = None) -> Iterator[Any]:
     """The psycopg cursor under a SQLAlchemy connection (COPY, array parameters), in its transaction.
 
     With `name`, a server-side cursor of that name (rows fetched in batches by `fetchmany`).
@@ -192,8 +259,16 @@ def driver_cursor(connection: "Connection", *, name: str | None = None) -> Itera
     back through `connection`). A driver error comes out as SQLAlchemy's DBAPIError
     (IntegrityError, OperationalError, ...) with parameters hidden, exactly as from
     `connection.execute`, so that callers handle one kind of database error.
+
+    `connection` may also be a psycopg connection (`snapshot`): then its own cursor,
+    and its errors as psycopg raises them.
     """
     import psycopg
+
+    if isinstance(connection, psycopg.Connection):
+        with connection.cursor(name) if name else connection.cursor() as own:
+            yield own
+        return
     from sqlalchemy.exc import DBAPIError
 
     if not connection.in_transaction():
@@ -229,7 +304,7 @@ def alembic_config(connection: "Connection | None" = None) -> "Config":
 
 
 def _version_table() -> str:
-    from reconciler.tables import VERSION_TABLE
+    from reconciler.schema_names import VERSION_TABLE
 
     return VERSION_TABLE
 
@@ -321,12 +396,11 @@ def stored_revision(connection: "Connection") -> str | None:
 
     Plain SQL (no Alembic), and no failing statement: safe inside a caller's transaction.
     """
-    from sqlalchemy import text
-
-    table = connection.execute(text("SELECT to_regclass(:name)"), {"name": _version_table()}).scalar()
+    (table,) = fetch_one(connection, "SELECT to_regclass(%s)", (_version_table(),)) or (None,)
     if table is None:
         return None
-    return connection.execute(text(f"SELECT version_num FROM {_version_table()} LIMIT 1")).scalar()
+    row = fetch_one(connection, f"SELECT version_num FROM {_version_table()} LIMIT 1")
+    return None if row is None else row[0]
 
 
 # SQLSTATE of "canceling statement due to lock timeout".

@@ -118,9 +118,9 @@ def show(value: Any) -> str:
 
 def has_story_table(connection: "Connection") -> bool:
     """True when an llm_models table exists; ask it of a database that has no llm-registry schema version."""
-    from sqlalchemy import text
+    from reconciler.db import fetch_one
 
-    return connection.execute(text("SELECT to_regclass('llm_models') IS NOT NULL")).scalar_one()
+    return bool(fetch_one(connection, "SELECT to_regclass('llm_models') IS NOT NULL")[0])  # type: ignore[index]
 
 
 def _columns(connection: "Connection", table: str) -> dict[str, tuple[str, str, bool, bool]]:

@@ -252,19 +252,22 @@ class PassphraseProbe:
 
 
 def read_passphrase_probe(connection: "Connection") -> PassphraseProbe | None:
-    """The passphrase check, else the key of the first model (by name) that has one, else None."""
-    from sqlalchemy import text
+    """The passphrase check, else the key of the first model (by name) that has one, else None.
 
-    row = connection.execute(
-        text(
-            "(SELECT 0 AS rank, NULL AS name, passphrase_check AS ciphertext FROM llm_registry_encryption) "
-            "UNION ALL (SELECT 1, name, api_key FROM llm_models WHERE api_key IS NOT NULL ORDER BY name LIMIT 1) "
-            "ORDER BY rank LIMIT 1"
-        )
-    ).first()
+    `connection`: SQLAlchemy's or psycopg's (`db.fetch_one`).
+    """
+    from reconciler.db import fetch_one
+
+    row = fetch_one(
+        connection,
+        "(SELECT 0 AS rank, NULL AS name, passphrase_check AS ciphertext FROM llm_registry_encryption) "
+        "UNION ALL (SELECT 1, name, api_key FROM llm_models WHERE api_key IS NOT NULL ORDER BY name LIMIT 1) "
+        "ORDER BY rank LIMIT 1",
+    )
     if row is None:
         return None
-    return PassphraseProbe(bytes(row.ciphertext), row.name)
+    _, name, ciphertext = row
+    return PassphraseProbe(bytes(ciphertext), name)
 
 
 def wrong_passphrase_message(probe: PassphraseProbe) -> str:

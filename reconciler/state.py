@@ -222,37 +222,30 @@ _BATCH = 5000  # rows per fetch of read_state
 def read_state(connection: Any) -> RegistryState:
     """Read the whole registry in four queries (models, KBs, passphrase probe, time of the last apply), whatever its size.
 
-    `connection` is a SQLAlchemy Connection on a database at the head revision. Each
+    `connection` (SQLAlchemy's, or psycopg's from `db.snapshot`) is on a database at the
+    head revision. Each
     `StoredModel.record` has every `spec.RECORD_FIELDS` key; `record["api_key"]` is the
     stored keyed fingerprint or None (the encrypted key is not read). Ids are strings,
     temperature and top_p Python floats. Models are sorted by name, KBs by name then id.
     """
-    # Imported here: `validate` imports this module (for the types) and must not load SQLAlchemy.
-    from sqlalchemy import Text, cast, select
-
     from reconciler.db import driver_cursor
+    from reconciler.schema_names import column_name
     from reconciler.secrets import read_passphrase_probe
     from reconciler.spec import RECORD_FIELDS
-    from reconciler.tables import column_name, knowledge_bases, llm_models
 
-    column_of = {field: llm_models.c[column_name(field)] for field in RECORD_FIELDS if field != "api_key"}
-    column_of["api_key"] = llm_models.c.api_key_fingerprint
-    query = select(
-        cast(llm_models.c.id, Text),  # the id as text from the server: no UUID object per row
-        llm_models.c.name,
-        llm_models.c.managed_by,
-        (llm_models.c.api_key.is_not(None) & llm_models.c.api_key_fingerprint.is_(None)),
-        llm_models.c.applied_fingerprint,
-        llm_models.c.created_at,
-        *(column_of[field] for field in RECORD_FIELDS),
-    ).order_by(llm_models.c.name)
+    # Plain SQL (no SQLAlchemy: `plan` reads through psycopg alone, see db.snapshot).
+    columns = ", ".join("api_key_fingerprint" if field == "api_key" else column_name(field) for field in RECORD_FIELDS)
+    models_query = (
+        "SELECT id::text, name, managed_by, api_key IS NOT NULL AND api_key_fingerprint IS NULL, "
+        f"applied_fingerprint, created_at, {columns} FROM llm_models ORDER BY name"
+    )
     float_indexes = _float_indexes()
     models = []
     # Through psycopg's server-side cursor, _BATCH rows per FETCH: at 100,000 rows,
     # holding every raw row beside the records built from them cost ~100 MB of peak
     # memory, and SQLAlchemy's result layer doubled the cost of reading them.
     with driver_cursor(connection, name="llm_registry_read_state") as cursor:
-        cursor.execute(str(query.compile(dialect=connection.dialect)))
+        cursor.execute(models_query)
         while batch := cursor.fetchmany(_BATCH):
             for model_id, name, managed_by, key_pending, applied, created_at, *values in batch:
                 # double precision arrives as float already; this keeps ints from hand-made rows out.
@@ -265,24 +258,12 @@ def read_state(connection: Any) -> RegistryState:
                         key_pending=key_pending, applied_fingerprint=applied, created_at=created_at,
                     )
                 )
-
-    kb_rows = connection.execute(
-        select(
-            knowledge_bases.c.id,
-            knowledge_bases.c.name,
-            knowledge_bases.c.embedding_model_id,
-            knowledge_bases.c.generation_model_id,
-        ).order_by(knowledge_bases.c.name, knowledge_bases.c.id)
-    )
-    kbs = tuple(
-        KnowledgeBase(
-            id=str(kb_id),
-            name=name,
-            embedding_model_id=None if embedding is None else str(embedding),
-            generation_model_id=None if generation is None else str(generation),
+    with driver_cursor(connection) as cursor:
+        cursor.execute(
+            "SELECT id::text, name, embedding_model_id::text, generation_model_id::text "
+            "FROM knowledge_bases ORDER BY knowledge_bases.name, knowledge_bases.id"
         )
-        for kb_id, name, embedding, generation in kb_rows
-    )
+        kbs = tuple(KnowledgeBase(*row) for row in cursor.fetchall())
     return RegistryState(
         models=tuple(models), knowledge_bases=kbs, passphrase_probe=read_passphrase_probe(connection),
         last_applied_at=_last_applied_at(connection),
@@ -291,17 +272,15 @@ def read_state(connection: Any) -> RegistryState:
 
 def _last_applied_at(connection: Any) -> datetime | None:
     """When the newest apply that changed a row recorded it (the audit trail is append-only)."""
-    from sqlalchemy import select
-
-    from reconciler.tables import registry_audit_events as events
+    from reconciler.db import fetch_one
 
     # Newest first by the primary key: stops at the first matching row.
-    return connection.execute(
-        select(events.c.occurred_at)
-        .where(events.c.event_type.in_(("MODEL_CREATED", "MODEL_UPDATED", "MODEL_DELETED")))
-        .order_by(events.c.id.desc())
-        .limit(1)
-    ).scalar()
+    row = fetch_one(
+        connection,
+        "SELECT occurred_at FROM registry_audit_events "
+        "WHERE event_type IN ('MODEL_CREATED', 'MODEL_UPDATED', 'MODEL_DELETED') ORDER BY id DESC LIMIT 1",
+    )
+    return None if row is None else row[0]
 
 
 def stored_key_names(connection: Any) -> frozenset[str]:

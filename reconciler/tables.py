@@ -35,6 +35,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
+# Names the read-only path needs without SQLAlchemy live in schema_names; re-exported here.
+from reconciler.schema_names import VERSION_TABLE, column_name  # noqa: F401
+
 # Constraint names follow one convention so that error messages (and tests) can name them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -55,20 +58,6 @@ AUDIT_EVENT_TYPES: tuple[str, ...] = (
     "ENCRYPTION_KEY_ROTATED",
 )
 
-# Record fields (spec.RECORD_FIELDS, named as in the YAML) stored under another column
-# name: the story's `model_type`. (`api_key` is special: the column holds the
-# ciphertext, while a state record's "api_key" is the keyed fingerprint beside it.)
-_COLUMN_OF_FIELD = {"type": "model_type"}
-
-
-def column_name(field: str) -> str:
-    """The llm_models column that stores a record field (`type` -> `model_type`, else the same)."""
-    return _COLUMN_OF_FIELD.get(field, field)
-
-
-# Alembic's bookkeeping table. Not the default `alembic_version`: the registry usually
-# shares its database with the KB application, which may run Alembic of its own.
-VERSION_TABLE = "llm_registry_schema_version"
 
 llm_models = Table(
     "llm_models",

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 from reconciler.errors import RegistryError
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL, Connection
+    import psycopg
+    from sqlalchemy.engine import Connection
 
 ENVIRONMENT_ENV = "LLM_REGISTRY_ENVIRONMENT"
 ENVIRONMENT_HELP = (
@@ -60,16 +61,22 @@ def short_revision(revision: str | None) -> str:
     return revision
 
 
-def describe_url(url: "URL") -> str:
-    """`user@host:port/dbname` of a SQLAlchemy URL: never the password, masked or not."""
-    host = url.host
-    query_host = url.query.get("host")
-    if host is None and query_host:
-        socket = query_host if isinstance(query_host, str) else query_host[0]
-        return f"{url.username or ''}@{socket}/{url.database or ''}"
-    port = f":{url.port}" if url.port else ""
-    user = f"{url.username}@" if url.username else ""
-    return f"{user}{host or 'localhost'}{port}/{url.database or ''}"
+def describe_url(url: str) -> str:
+    """`user@host:port/dbname` of a database URL: never the password, masked or not."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    parts = urlsplit(url)
+    username = unquote(parts.username) if parts.username else None
+    database = unquote(parts.path.lstrip("/"))
+    query_host = parse_qs(parts.query).get("host")
+    if parts.hostname is None and query_host:
+        return f"{username or ''}@{query_host[0]}/{database}"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number: libpq refuses such a URL before anything is shown
+        port = ""
+    user = f"{username}@" if username else ""
+    return f"{user}{parts.hostname or 'localhost'}{port}/{database}"
 
 
 def database_identity(connection: "Connection") -> str:
@@ -78,26 +85,22 @@ def database_identity(connection: "Connection") -> str:
     A role without EXECUTE on pg_control_system() (it is granted to PUBLIC by default)
     gets a RegistryError saying what to grant.
     """
-    from sqlalchemy import text
+    from reconciler.db import fetch_one
 
-    allowed = connection.execute(
-        text("SELECT has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')")
-    ).scalar()
+    (allowed,) = fetch_one(connection, "SELECT has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')")  # type: ignore[misc]
     if not allowed:
         raise RegistryError(
             "this database role may not call pg_control_system(), which identifies the database a plan "
             "is bound to: GRANT EXECUTE ON FUNCTION pg_control_system() TO <role>"
         )
-    system_identifier, name = connection.execute(
-        text("SELECT (SELECT system_identifier FROM pg_control_system()), current_database()")
-    ).one()
+    system_identifier, name = fetch_one(connection, "SELECT (SELECT system_identifier FROM pg_control_system()), current_database()")  # type: ignore[misc]
     return f"{system_identifier}/{name}"
 
 
-def read_target(connection: "Connection", *, environment: str | None, revision: str | None) -> Target:
-    """The target of a command running on `connection`."""
+def read_target(connection: "Connection | psycopg.Connection[Any]", *, url: str, environment: str | None, revision: str | None) -> Target:
+    """The target of a command running on `connection`, opened on `url` (SQLAlchemy's or psycopg's)."""
     return Target(
-        database=describe_url(connection.engine.url),
+        database=describe_url(url),
         environment=environment or None,
         revision=revision or None,
         database_identity=database_identity(connection),

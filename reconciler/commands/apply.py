@@ -217,7 +217,8 @@ def command(
     try:
         # apply_registry checks the schema inside its own transaction.
         with open_database(database_url, require_head=False) as connection:
-            hooks = CliHooks(Target(describe_url(connection.engine.url), options.environment, options.revision))
+            shown_url = connection.engine.url.render_as_string(hide_password=True)
+            hooks = CliHooks(Target(describe_url(shown_url), options.environment, options.revision))
             outcome = apply_registry(connection, registry, os.environ, options, hooks, saved)
     except ConnectionTestsFailed as failed:
         click.echo(f"error: {escape_text(failed.message)}", err=True)

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import click
 
-from reconciler.commands._common import database_url_option, directories_argument, load_registry_reporting, open_database
+from reconciler.commands._common import database_url_option, directories_argument, load_registry_reporting, resolve_url
 from reconciler.console import note
 from reconciler.errors import EXIT_BLOCKED, EXIT_CHANGES, EXIT_OK
 from reconciler.target import ENVIRONMENT_ENV, ENVIRONMENT_HELP
@@ -88,6 +88,7 @@ def command(
       2  the plan has changes (with --detailed-exitcode)
       3  the plan holds a blocked change
     """
+    from reconciler.db import snapshot
     from reconciler.pipeline import plan_registry
     from reconciler.planfile import signing_passphrase, write_planfile
     from reconciler.render import render_github, render_json, render_markdown, render_text
@@ -98,10 +99,11 @@ def command(
         raise click.UsageError("--pr goes with --pr-comment")
     directories = directories or (Path("registry.d"),)
     registry, _ = load_registry_reporting(directories, annotate=pr_comment or drift_issue)
-    # One snapshot for every query: models and KB links agree with each other.
-    with open_database(database_url, isolation_level="REPEATABLE READ") as connection:
+    # One read-only snapshot for every query: models and KB links agree with each other.
+    url = resolve_url(database_url)
+    with snapshot(url) as connection:
         state = read_state(connection)
-        target = read_target(connection, environment=environment, revision=default_revision(os.environ, directories[0]))
+        target = read_target(connection, url=url, environment=environment, revision=default_revision(os.environ, directories[0]))
 
     # The digests a saved plan and the JSON document carry; a plan only shown skips them.
     digests = out is not None or output_format in ("json", "html")

@@ -159,3 +159,33 @@ def test_drift_inputs_are_read(connection: Connection) -> None:
     (row,) = read_state(connection).models
     assert row.applied_fingerprint == applied_fingerprint(row.name, row.record) and row.created_at is not None
     assert state.last_applied_at is not None and state.last_applied_at >= row.created_at
+
+
+def test_a_snapshot_reads_the_same_state_in_one_read_only_repeatable_read_transaction(engine: Engine, database_url: str) -> None:
+    import psycopg
+
+    from reconciler import db
+
+    with engine.begin() as connection:
+        used = insert_model(connection, name="used")
+        insert_model(connection, name="spare", managed_by=None)
+        insert_knowledge_base(connection, "kb", embedding_model_id=used)
+    with engine.connect() as connection:
+        through_sqlalchemy = read_state(connection)
+    with db.snapshot(database_url) as snapshot:
+        assert read_state(snapshot) == through_sqlalchemy and len(through_sqlalchemy.models) == 2
+        assert snapshot.execute("SHOW transaction_isolation").fetchone() == ("repeatable read",)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            snapshot.execute("DELETE FROM llm_models")
+    assert snapshot.closed
+    with engine.connect() as connection:
+        assert len(read_state(connection).models) == 2
+
+
+def test_a_snapshot_needs_the_schema_at_head(unmigrated_database_url: str) -> None:
+    from reconciler import db
+    from reconciler.errors import RegistryError
+
+    with pytest.raises(RegistryError, match="no llm-registry schema yet: run `llm-registry db upgrade` first"):
+        with db.snapshot(unmigrated_database_url):
+            pass

@@ -1,0 +1,58 @@
+"""Database URLs read without SQLAlchemy (`db.connect_arguments`, `target.describe_url`) as SQLAlchemy reads them."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler import db
+from reconciler.errors import RegistryError
+from reconciler.target import describe_url
+
+URLS = [
+    "postgresql://postgres@127.0.0.1:5432/registry",
+    "postgres://someone:s%40cret@db.internal/registry",
+    "postgresql+psycopg://user:p%2Fw@host:6543/my%20db?sslmode=require",
+    "postgresql://postgres@/registry?host=/tmp/llm-registry-socket&port=5433",
+    "postgresql://u@h/d?options=-c+statement_timeout%3D5s&application_name=mine",
+    "postgresql://h",
+]
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_connect_arguments_are_what_sqlalchemys_psycopg_dialect_passes(url: str) -> None:
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    _, expected = PGDialect_psycopg().create_connect_args(db.sqlalchemy_url(url))
+    expected.update({"connect_timeout": 10, "application_name": "llm-registry"})  # create_engine's connect_args
+    assert db.connect_arguments(url) == {key: str(value) for key, value in expected.items()}
+
+
+def test_a_form_encoded_option_is_decoded_and_the_tool_names_itself() -> None:
+    arguments = db.connect_arguments("postgresql://u@h/d?options=-c+log_statement%3Dall&application_name=mine")
+    assert arguments["options"] == "-c log_statement=all"
+    assert arguments["application_name"] == "llm-registry"  # as create_engine's connect_args: ours wins
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://x@y/z", "unsupported database URL scheme 'mysql'"),
+        ("not a url", "the database URL is not valid"),
+    ],
+)
+def test_other_urls_are_refused_as_sqlalchemy_url_refuses_them(url: str, message: str) -> None:
+    with pytest.raises(RegistryError, match=message):
+        db.connect_arguments(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://postgres:hunter2@127.0.0.1:5432/registry", "postgres@127.0.0.1:5432/registry"),
+        ("postgresql+psycopg://someone:***@db.internal/registry", "someone@db.internal/registry"),
+        ("postgresql://postgres@/registry?host=/tmp/sock&port=5433", "postgres@/tmp/sock/registry"),
+        ("postgresql://db.internal/my%20db", "db.internal/my db"),
+    ],
+)
+def test_a_target_names_user_host_port_and_database_never_the_password(url: str, shown: str) -> None:
+    assert describe_url(url) == shown
