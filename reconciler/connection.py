@@ -127,11 +127,12 @@ def target_from_model(
 # --------------------------------------------------------------------------------------
 
 
-def build_request(target: ConnectionTarget, timeout: float) -> tuple[str, dict[str, Any]]:
+def build_request(target: ConnectionTarget, timeout: float, *, zero_price: bool = False) -> tuple[str, dict[str, Any]]:
     """("embedding" | "completion", keyword arguments for `litellm.aembedding`/`acompletion`).
 
     Always an explicit timeout (LiteLLM's default is 6000 s) and no retries. The key
-    is included: never log the result.
+    is included: never log the result. `zero_price` adds a price of zero per token
+    (only where LiteLLM's pricing could not be turned off, see `_call`).
     """
     kwargs: dict[str, Any] = {
         "model": litellm_model(target.provider, target.type, target.model_id),
@@ -145,13 +146,9 @@ def build_request(target: ConnectionTarget, timeout: float) -> tuple[str, dict[s
         kwargs["api_version"] = target.api_version
     if target.api_key:
         kwargs["api_key"] = target.api_key
-    # A price of zero, given per call: after an Ollama chat LiteLLM otherwise looks
-    # up the cost of a model it does not know by asking the server (POST /api/show)
-    # with a *synchronous* client on the event loop -- a second request carrying the
-    # key, every other test stalled meanwhile, beyond the reach of our timeout. For
-    # every provider it also skips a cost-map search that costs milliseconds of CPU.
-    kwargs["input_cost_per_token"] = 0.0
-    kwargs["output_cost_per_token"] = 0.0
+    if zero_price:
+        kwargs["input_cost_per_token"] = 0.0
+        kwargs["output_cost_per_token"] = 0.0
     if target.type == "embedding":
         kwargs["input"] = [_PROBE_TEXT]
         if target.dimensions is not None and requests_dimensions(target.provider, target.model_id):
@@ -453,6 +450,16 @@ def configured_litellm() -> Any:
 # another use of LiteLLM in the process (export's Router check) keeps all of it.
 _OUR_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("llm_registry_connection_test", default=False)
 
+# Whether `_skip_bookkeeping` turned LiteLLM's pricing of responses off for our calls.
+# Where it could not (a LiteLLM of another layout), each call carries a price of zero
+# instead: after an Ollama chat LiteLLM would otherwise look up the cost of a model it
+# does not know by asking the server (POST /api/show) with a *synchronous* client on
+# the event loop -- a second request with the key, every other test stalled meanwhile,
+# beyond the reach of our timeout. Not where pricing is off: a per-call price makes
+# LiteLLM build a price entry before every call (model-info lookups over its cost
+# map, ~10 % of the client's CPU per test in bench/connection.py).
+_PRICING_SKIPPED = False
+
 
 def _skipped_for_our_calls(original: Callable[..., Any]) -> Callable[..., Any]:
     if getattr(original, "_llm_registry_wrapped", False):
@@ -478,7 +485,7 @@ def _skipped_for_our_calls(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _skip_bookkeeping(litellm: Any) -> None:
-    """Turn off, for our calls, what LiteLLM does after each call for proxies and dashboards.
+    """Turn off, for our calls, what LiteLLM does around each call for proxies and dashboards.
 
     Per call it prices the response (model-info lookups over its cost map, token
     counting with tiktoken) and runs success or failure logging (with traceback
@@ -491,9 +498,22 @@ def _skip_bookkeeping(litellm: Any) -> None:
         from litellm.litellm_core_utils.litellm_logging import Logging
     except ImportError:  # pragma: no cover - layout of other LiteLLM versions
         return
+    global _PRICING_SKIPPED
     for name in ("response_cost_calculator", "success_handler", "failure_handler", "async_success_handler", "async_failure_handler"):
         if hasattr(Logging, name):
             setattr(Logging, name, _skipped_for_our_calls(getattr(Logging, name)))
+    _PRICING_SKIPPED = hasattr(Logging, "response_cost_calculator")
+    try:
+        from litellm.llms.ollama.common_utils import OllamaModelInfo
+    except ImportError:  # pragma: no cover - layout of other LiteLLM versions
+        return
+    # Before an Ollama call (pricing, Responses-API routing) LiteLLM asks for the model's
+    # details: it searches its whole cost map (~2 ms) and, for a model not in it, POSTs
+    # /api/show with a *synchronous* client to OLLAMA_API_BASE or localhost:11434 -- not
+    # the endpoint under test, with OLLAMA_API_KEY if set, blocking its thread. None is
+    # "no details": LiteLLM then uses its static cost map, as for any unknown model.
+    if hasattr(OllamaModelInfo, "get_model_info"):
+        OllamaModelInfo.get_model_info = _skipped_for_our_calls(OllamaModelInfo.get_model_info)
 
 
 async def _warm_up(litellm: Any, targets: Sequence[ConnectionTarget], timeout: float) -> None:
@@ -550,7 +570,7 @@ async def close_litellm_clients() -> None:
 
 async def _call(litellm: Any, target: ConnectionTarget, timeout: float) -> tuple[str, str]:
     _OUR_CALL.set(True)  # this task's context only (each test runs in a task of its own)
-    kind, kwargs = build_request(target, timeout)
+    kind, kwargs = build_request(target, timeout, zero_price=not _PRICING_SKIPPED)
     if kind == "embedding":
         response = await litellm.aembedding(**kwargs)
         return check_embedding(target, embedding_length(response))

@@ -104,6 +104,13 @@ def test_build_request_always_sets_timeout_and_no_retries() -> None:
     assert kwargs["encoding_format"] == "float"
 
 
+def test_build_request_gives_a_zero_price_only_when_asked() -> None:
+    _, plain = build_request(_target(), 1)
+    assert "input_cost_per_token" not in plain and "output_cost_per_token" not in plain
+    _, priced = build_request(_target(type="embedding", provider="ollama"), 1, zero_price=True)
+    assert priced["input_cost_per_token"] == 0.0 and priced["output_cost_per_token"] == 0.0
+
+
 def test_build_request_asks_for_the_declared_dimensions_only_where_the_model_takes_a_size() -> None:
     _, sized = build_request(_target(type="embedding", dimensions=512, model_id="text-embedding-3-large"), 1)
     assert sized["dimensions"] == 512
