@@ -289,8 +289,8 @@ def stored_key_names(connection: Any) -> frozenset[str]:
     `StoredModel.record["api_key"]` is the fingerprint; a row from the old admin page
     may hold a key that has no fingerprint yet, and still has a key.
     """
-    from sqlalchemy import select
+    from reconciler.db import driver_cursor
 
-    from reconciler.tables import llm_models
-
-    return frozenset(connection.execute(select(llm_models.c.name).where(llm_models.c.api_key.is_not(None))).scalars())
+    with driver_cursor(connection) as cursor:
+        cursor.execute("SELECT name FROM llm_models WHERE api_key IS NOT NULL")
+        return frozenset(name for (name,) in cursor.fetchall())

@@ -77,11 +77,12 @@ def command(
 
 
 def _models_from_database(database_url: str | None) -> list["ExportModel"]:
-    from reconciler.commands._common import open_database
+    from reconciler.commands._common import resolve_url
+    from reconciler.db import snapshot
     from reconciler.export import ExportModel, key_variables
     from reconciler.state import read_state, stored_key_names
 
-    with open_database(database_url, isolation_level="REPEATABLE READ") as connection:
+    with snapshot(resolve_url(database_url)) as connection:  # read-only, without SQLAlchemy
         state = read_state(connection)
         with_keys = stored_key_names(connection)
     variables = key_variables(sorted(with_keys | {m.name for m in state.models if m.record["api_key"] is not None}))

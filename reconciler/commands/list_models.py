@@ -55,11 +55,12 @@ def command(
     whether it is its type's default, whether llm-registry manages it (rows made by
     hand are listed too), and how many knowledge bases use it. API keys are never shown.
     """
-    from reconciler.commands._common import open_database
+    from reconciler.commands._common import resolve_url
+    from reconciler.db import snapshot
     from reconciler.inventory import model_view
     from reconciler.state import read_state, stored_key_names
 
-    with open_database(database_url, isolation_level="REPEATABLE READ") as connection:
+    with snapshot(resolve_url(database_url)) as connection:  # read-only, without SQLAlchemy
         state = read_state(connection)
         with_keys = stored_key_names(connection)
     rows = []

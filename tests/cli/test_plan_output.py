@@ -84,19 +84,24 @@ def test_plan_reports_an_unreachable_database_cleanly(run_cli: Any, registry_dir
     assert "hunter2" not in result.output and "Traceback" not in result.output
 
 
-def test_a_full_plan_run_imports_neither_litellm_nor_sqlalchemy(registry_dir: Path, database_url: str) -> None:
+@pytest.mark.parametrize("command", ["plan", "list", "export"])
+def test_the_reading_commands_import_neither_litellm_nor_sqlalchemy(
+    registry_dir: Path, database_url: str, tmp_path: Path, command: str
+) -> None:
     """LiteLLM costs seconds to import: only connection tests may load it (issue 5). SQLAlchemy
-    costs as much CPU as planning thousands of models: plan reads through psycopg alone (db.snapshot)."""
+    costs as much CPU as planning thousands of models: plan, list and export read through
+    psycopg alone (db.snapshot)."""
     import os
     import subprocess
     import sys
 
+    arguments = {"plan": [str(registry_dir)], "list": [], "export": ["--out", str(tmp_path / "exported")]}[command]
     completed = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "reconciler", "plan", str(registry_dir), "--database-url", database_url],
+        [sys.executable, "-X", "importtime", "-m", "reconciler", command, *arguments, "--database-url", database_url],
         capture_output=True, text=True, env={**os.environ, **APPLY_ENV}, timeout=120,
     )
     assert completed.returncode == 0, completed.stderr
-    assert "Plan: 2 to create" in completed.stdout
+    assert command != "plan" or "Plan: 2 to create" in completed.stdout
     imported = [line.rsplit("|", 1)[-1].strip() for line in completed.stderr.splitlines() if line.startswith("import time:")]
     assert "psycopg" in imported and "reconciler.state" in imported  # the check does see the imports of the run
     assert not [name for name in imported if name.split(".")[0] in ("litellm", "sqlalchemy", "alembic")]
