@@ -800,14 +800,17 @@ def test_an_explicit_null_endpoint_is_the_same_as_none(tmp_path: Path) -> None:
 
 
 def test_endpoint_and_version_may_be_env_references_kept_with_their_location(tmp_path: Path) -> None:
-    path = write_registry_file(tmp_path, [embedding_model(name="e", api_endpoint="${env:OLLAMA_URL}", default=True)])
+    azure = for_provider("azure", "generation", name="g", api_version="${env:AZURE_API_VERSION}")
+    path = write_registry_file(tmp_path, [embedding_model(name="e", api_endpoint="${env:OLLAMA_URL}", default=True), azure])
     result = validate_directory(tmp_path)
     assert_valid(result)
     assert result.spec is not None
-    (reference,) = result.spec.references
-    assert (reference.model, reference.field, reference.variable, reference.value) == ("e", "api_endpoint", "OLLAMA_URL", None)
-    assert reference.location is not None
-    assert (reference.location.line, reference.location.column) == at(path, "${env:OLLAMA_URL}")
+    endpoint, version = result.spec.references
+    assert (endpoint.model, endpoint.field, endpoint.variable, endpoint.value) == ("e", "api_endpoint", "OLLAMA_URL", None)
+    assert (version.model, version.field, version.variable, version.value) == ("g", "api_version", "AZURE_API_VERSION", None)
+    assert endpoint.location is not None and version.location is not None
+    assert (endpoint.location.line, endpoint.location.column) == at(path, "${env:OLLAMA_URL}")
+    assert (version.location.line, version.location.column) == at(path, "${env:AZURE_API_VERSION}")
 
 
 def test_a_malformed_endpoint_reference_is_an_error(tmp_path: Path) -> None:
