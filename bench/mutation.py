@@ -53,7 +53,7 @@ TARGETS: dict[str, list[str]] = {
     "policy": ["tests/unit/test_policy.py", "tests/unit/test_plan.py", "tests/cli/test_plan_cases.py"],
     "validate": ["tests/unit/test_validate.py", "tests/unit/test_load.py", "tests/unit/test_examples.py",
                  "tests/cli/test_validate.py"],
-    "spec": ["tests/unit/test_spec.py", "tests/cli/test_schema.py", "tests/unit/test_validate.py", "tests/unit/test_plan.py", "tests/unit/test_policy.py",
+    "spec": ["tests/unit/test_spec.py", "tests/cli/test_schema.py", "tests/unit/test_export.py", "tests/unit/test_validate.py", "tests/unit/test_plan.py", "tests/unit/test_policy.py",
              "tests/unit/test_plan_properties.py", "tests/cli/test_plan_cases.py", "tests/cli/test_apply_failures.py",
              "tests/cli/test_apply_updates.py"],
     # Every test file that drives apply (through the CLI or apply_registry), broad and quick

@@ -813,6 +813,13 @@ def test_endpoint_and_version_may_be_env_references_kept_with_their_location(tmp
     assert (version.location.line, version.location.column) == at(path, "${env:AZURE_API_VERSION}")
 
 
+def test_a_malformed_version_reference_is_an_error_at_its_line(tmp_path: Path) -> None:
+    path = write_registry_file(tmp_path, [for_provider("azure", "generation", name="g", api_version="${env:AZURE-VERSION}")])
+    diagnostic = only(validate_directory(tmp_path), "bad-value")
+    assert diagnostic.message == "api_version: malformed reference; write it as ${env:NAME}"
+    assert diagnostic.location is not None and diagnostic.location.line == at(path, "${env:AZURE-VERSION}")[0]
+
+
 def test_a_malformed_endpoint_reference_is_an_error(tmp_path: Path) -> None:
     write_registry_file(tmp_path, [embedding_model(name="e", api_endpoint="${env:OLLAMA-URL}", default=True)])
     diagnostic = only(validate_directory(tmp_path), "bad-value")
