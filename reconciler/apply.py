@@ -192,10 +192,13 @@ def resolve_keys(registry: RegistrySpec, environ: Mapping[str, str]) -> tuple[di
     """
     keys: dict[str, str] = {}
     missing: dict[str, list[str]] = {}
+    values: dict[str, str | None] = {}  # many models share one reference: resolve each once
     for model in registry.models:
         if model.api_key is None:
             continue
-        value = resolve_reference(model.api_key, environ)
+        if model.api_key not in values:
+            values[model.api_key] = resolve_reference(model.api_key, environ)
+        value = values[model.api_key]
         if value is None:
             missing.setdefault(env_reference_name(model.api_key) or "?", []).append(model.name)
         else:
