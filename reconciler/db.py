@@ -147,30 +147,41 @@ def connect_arguments(url: str) -> dict[str, str]:
 
     User, password, host, port and database from the URL, then each query parameter
     (form-decoded: `options=-c+statement_timeout%3D5s`), then what every engine sets
-    (`create_engine`'s connect_args). Accepts what `sqlalchemy_url` accepts; anything
-    else raises its RegistryError.
+    (`create_engine`'s connect_args). A URL that is not a plain `postgresql://` one is
+    left to SQLAlchemy itself, which reads it or raises `sqlalchemy_url`'s RegistryError.
     """
     from urllib.parse import parse_qsl, unquote, urlsplit
 
-    scheme = url.partition("://")[0]
-    if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
-        # Unusual input: SQLAlchemy's parser says what is wrong (or reads it after all).
-        url = sqlalchemy_url(url).render_as_string(hide_password=False)
     parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        return _connect_arguments_from_sqlalchemy(url)
+    try:
+        port = parts.port
+    except ValueError:  # several hosts, or a port that is not a number
+        return _connect_arguments_from_sqlalchemy(url)
     arguments: dict[str, str] = {}
     if parts.username:
         arguments["user"] = unquote(parts.username)
     if parts.password is not None:
         arguments["password"] = unquote(parts.password)
-    if parts.hostname:
-        arguments["host"] = parts.hostname
-    if parts.port:
-        arguments["port"] = str(parts.port)
+    host = parts.netloc.rpartition("@")[2]  # as written: urllib's hostname is lowercased
+    host = host[1 : host.find("]")] if host.startswith("[") else host.partition(":")[0]
+    if host:
+        arguments["host"] = unquote(host)
+    if port:
+        arguments["port"] = str(port)
     if parts.path.lstrip("/"):
         arguments["dbname"] = unquote(parts.path.lstrip("/"))
     arguments.update(parse_qsl(parts.query, keep_blank_values=True))
     arguments.update(_CONNECT_ARGS)
     return arguments
+
+
+def _connect_arguments_from_sqlalchemy(url: str) -> dict[str, str]:
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    _, arguments = PGDialect_psycopg().create_connect_args(sqlalchemy_url(url))
+    return {**{key: str(value) for key, value in arguments.items()}, **_CONNECT_ARGS}
 
 
 # What every connection sets, through SQLAlchemy (create_engine) or not (snapshot).

@@ -15,6 +15,9 @@ URLS = [
     "postgresql://postgres@/registry?host=/tmp/llm-registry-socket&port=5433",
     "postgresql://u@h/d?options=-c+statement_timeout%3D5s&application_name=mine",
     "postgresql://h",
+    "postgresql://U@Db.Example.com/registry",
+    "postgresql://u@[::1]:5432/db",
+    "postgresql:///db",
 ]
 
 
@@ -38,6 +41,7 @@ def test_a_form_encoded_option_is_decoded_and_the_tool_names_itself() -> None:
     [
         ("mysql://x@y/z", "unsupported database URL scheme 'mysql'"),
         ("not a url", "the database URL is not valid"),
+        ("postgresql://u@h1:5432,h2:5433/db", "the database URL is not valid"),
     ],
 )
 def test_other_urls_are_refused_as_sqlalchemy_url_refuses_them(url: str, message: str) -> None:
