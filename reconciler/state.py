@@ -223,10 +223,10 @@ def read_state(connection: Any) -> RegistryState:
     """Read the whole registry in four queries (models, KBs, passphrase probe, time of the last apply), whatever its size.
 
     `connection` (SQLAlchemy's, or psycopg's from `db.snapshot`) is on a database at the
-    head revision. Each
-    `StoredModel.record` has every `spec.RECORD_FIELDS` key; `record["api_key"]` is the
-    stored keyed fingerprint or None (the encrypted key is not read). Ids are strings,
-    temperature and top_p Python floats. Models are sorted by name, KBs by name then id.
+    head revision. Each `StoredModel.record` has every `spec.RECORD_FIELDS` key;
+    `record["api_key"]` is the stored keyed fingerprint or None (the encrypted key is not
+    read). Ids are strings, temperature and top_p Python floats. Models are sorted by
+    name, KBs by name then id.
     """
     from reconciler.db import driver_cursor
     from reconciler.schema_names import column_name
