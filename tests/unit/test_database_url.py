@@ -11,7 +11,7 @@ from reconciler.target import describe_url
 URLS = [
     "postgresql://postgres@127.0.0.1:5432/registry",
     "postgres://someone:s%40cret@db.internal/registry",
-    "postgresql+psycopg://user:p%2Fw@host:6543/my%20db?sslmode=require",
+    "postgresql+psycopg://user:p%2Fw@host:6543/registry?sslmode=require",
     "postgresql://postgres@/registry?host=/tmp/llm-registry-socket&port=5433",
     "postgresql://u@h/d?options=-c+statement_timeout%3D5s&application_name=mine",
     "postgresql://h",
@@ -28,6 +28,15 @@ def test_connect_arguments_are_what_sqlalchemys_psycopg_dialect_passes(url: str)
     _, expected = PGDialect_psycopg().create_connect_args(db.sqlalchemy_url(url))
     expected.update({"connect_timeout": 10, "application_name": "llm-registry"})  # create_engine's connect_args
     assert db.connect_arguments(url) == {key: str(value) for key, value in expected.items()}
+
+
+def test_percent_encoded_parts_are_decoded_as_libpq_decodes_them() -> None:
+    # (SQLAlchemy before 2.0.x left an encoded database name encoded: libpq is the reference.)
+    from psycopg.conninfo import conninfo_to_dict
+
+    url = "postgresql://us%40er:p%2Fw@host:6543/my%20db"
+    assert db.connect_arguments(url) == {**conninfo_to_dict(url), "connect_timeout": "10", "application_name": "llm-registry"}
+    assert db.connect_arguments(url)["dbname"] == "my db"
 
 
 def test_a_form_encoded_option_is_decoded_and_the_tool_names_itself() -> None:
