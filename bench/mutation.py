@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import itertools
 import json
 import os
 import random
@@ -53,9 +54,9 @@ TARGETS: dict[str, list[str]] = {
     "policy": ["tests/unit/test_policy.py", "tests/unit/test_plan.py", "tests/cli/test_plan_cases.py"],
     "validate": ["tests/unit/test_validate.py", "tests/unit/test_load.py", "tests/unit/test_examples.py",
                  "tests/cli/test_validate.py"],
-    "spec": ["tests/unit/test_spec.py", "tests/cli/test_schema.py", "tests/unit/test_export.py", "tests/unit/test_validate.py", "tests/unit/test_plan.py", "tests/unit/test_policy.py",
-             "tests/unit/test_plan_properties.py", "tests/cli/test_plan_cases.py", "tests/cli/test_apply_failures.py",
-             "tests/cli/test_apply_updates.py"],
+    "spec": ["tests/unit/test_spec.py", "tests/unit/test_export.py", "tests/unit/test_validate.py", "tests/unit/test_plan.py",
+             "tests/unit/test_policy.py", "tests/unit/test_plan_properties.py", "tests/cli/test_schema.py",
+             "tests/cli/test_plan_cases.py", "tests/cli/test_apply_failures.py", "tests/cli/test_apply_updates.py"],
     # Every test file that drives apply (through the CLI or apply_registry), broad and quick
     # ones first so that most mutants die within seconds; the fault trials last.
     "apply": ["tests/cli/test_apply.py", "tests/integration/test_lock.py", "tests/integration/test_apply_run.py",
@@ -173,9 +174,13 @@ def mutants(module: str) -> list[Mutant]:
     return sorted(found, key=lambda mutant: mutant.index)
 
 
-def mutated_source(mutant: Mutant) -> str:
-    """The module's source with exactly this mutant applied."""
-    source = (ROOT / "reconciler" / f"{mutant.module}.py").read_text()
+def mutated_source(mutant: Mutant, source: str | None = None) -> str:
+    """The module's source (default: the file in ROOT) with exactly this mutant applied.
+
+    A run passes the source of its scratch copy: the repository may change under a long run.
+    """
+    if source is None:
+        source = (ROOT / "reconciler" / f"{mutant.module}.py").read_text()
     tree = ast.parse(source)
     for index, (node, _, how) in enumerate(_points(tree)):
         if index != mutant.index:
@@ -230,19 +235,36 @@ def scratch_copy() -> Path:
     return target
 
 
+def _stages(tests: list[str]) -> list[list[str]]:
+    """The tests in two pytest runs: the leading tests/unit files (else the first file), then the rest.
+
+    Most mutants die in the quick unit tests, which then need not wait for the collection
+    of every CLI module and the migrated template database. A mutant is killed when
+    either run fails: the same verdict as one run over all of them.
+    """
+    quick = list(itertools.takewhile(lambda t: t.startswith("tests/unit/"), tests))
+    quick = quick or tests[:1]
+    rest = tests[len(quick):]
+    return [quick, rest] if rest else [quick]
+
+
 def run_tests(workdir: Path, tests: list[str], timeout: float, extra_env: dict[str, str] | None = None) -> tuple[str, float]:
-    """('passed' | 'failed' | 'timeout', seconds) of `pytest -x` on `tests` inside `workdir`."""
+    """('passed' | 'failed' | 'timeout', seconds) of `pytest -x` on `tests` inside `workdir` (see _stages)."""
     env = {**os.environ, **(extra_env or {}), "PYTHONPATH": str(workdir), "PYTHONDONTWRITEBYTECODE": "1"}
     started = time.perf_counter()
     existing = [t for t in tests if (workdir / t).exists()]
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *existing],
-            cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return "timeout", time.perf_counter() - started
-    return ("passed" if done.returncode == 0 else "failed"), time.perf_counter() - started
+    for stage in _stages(existing):
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *stage],
+                cwd=workdir, env=env, capture_output=True, text=True, check=False,
+                timeout=max(1.0, timeout - (time.perf_counter() - started)),
+            )
+        except subprocess.TimeoutExpired:
+            return "timeout", time.perf_counter() - started
+        if done.returncode != 0:
+            return "failed", time.perf_counter() - started
+    return "passed", time.perf_counter() - started
 
 
 def load_accepted(path: Path | None) -> list[str]:
@@ -311,7 +333,7 @@ def main() -> int:
             print(f"{module}: {len(items)} mutants, tests take {seconds:.0f}s unmutated", file=sys.stderr, flush=True)
             for number, mutant in enumerate(items, 1):
                 try:
-                    path.write_text(mutated_source(mutant))
+                    path.write_text(mutated_source(mutant, original))
                     result, took = run_tests(workdir, TARGETS[module], timeout, extra_env)
                 finally:
                     path.write_text(original)
