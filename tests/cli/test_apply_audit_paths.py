@@ -31,6 +31,19 @@ def test_adopting_a_hand_made_row_is_audited_as_adoption(run_cli: Any, tmp_path:
     assert str(row["id"]) == row_id and row["managed_by"] == "llm-registry"
 
 
+def test_the_audit_record_of_a_deleted_row_hides_credentials_its_endpoint_holds(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
+    # A managed row edited by hand to hold user:password@ in its endpoint, then removed from git.
+    with engine.begin() as connection:
+        row_id = insert_model(connection, name="old-embed", api_endpoint="http://embed-user:s3cr3t-pw@localhost:11434")
+    directory = write_story_registry(tmp_path / "r", fake_provider)
+    result = run_cli("apply", str(directory), "--database-url", database_url, "--auto-approve", "--allow-delete-all", env=APPLY_ENV)
+    assert result.exit_code == 0, result.output
+    (deleted,) = [e for e in audit_events(engine) if e["event_type"] == "MODEL_DELETED"]
+    assert str(deleted["model_id"]) == row_id
+    assert deleted["details"]["configuration"]["api_endpoint"] == "http://***@localhost:11434"
+    assert "s3cr3t-pw" not in str(deleted["details"]) and "s3cr3t-pw" not in result.output
+
+
 def test_github_sha_is_the_source_revision_of_every_event(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
     directory = write_story_registry(tmp_path / "r", fake_provider)
     result = run_cli("apply", str(directory), "--database-url", database_url, "--auto-approve", env={**APPLY_ENV, "GITHUB_SHA": SHA})
