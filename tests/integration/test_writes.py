@@ -162,6 +162,12 @@ def test_a_key_change_is_written_beside_updates_that_keep_their_key(engine: Engi
         state = read_state(connection)
     assert keys == {"m-000": CANARY_KEY, "m-001": rotated}
     assert [m.record["description"] for m in state.models if m.name == "m-000"] == ["changed"]
+    # ... and its fingerprint with it: the next plan with the same keys has nothing to do.
+    with engine.connect() as connection:
+        again = apply_registry(
+            connection, registry, {**ENV, "COHERE_API_KEY": rotated}, ApplyOptions(actor="t", revision=None, skip_connection_tests=True)
+        )
+    assert again.plan.actions == ()
 
 
 def test_an_update_of_other_fields_leaves_the_stored_key_as_it_was(engine: Engine, tmp_path: Path) -> None:
