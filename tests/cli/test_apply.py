@@ -144,16 +144,16 @@ def test_delete_of_an_unused_model_is_audited_with_its_kb_impact(run_cli: Any, r
 
 def test_the_audit_trail_of_one_apply_lists_its_deletes_then_updates_then_creates(run_cli: Any, registry_dir: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
     apply(run_cli, registry_dir, database_url)
-    embedding, _ = story_models(fake_provider)
-    # names chosen so that name order would put the create first
-    changed = {**embedding, "description": "changed"}
-    write_registry_file(registry_dir, [changed, embedding_model(name="all-minilm", api_endpoint=fake_provider.url)])
+    _, generation = story_models(fake_provider)
+    # names chosen so that name order would put the create first and the update before the delete
+    changed = {**generation, "description": "changed"}
+    write_registry_file(registry_dir, [changed, embedding_model(name="all-minilm", default=True, api_endpoint=fake_provider.url)])
     result = apply(run_cli, registry_dir, database_url, "--skip-connection-tests")
     assert result.exit_code == 0, result.output
     events = audit_events(engine)
     second_run = [e for e in events if e["run_id"] != events[0]["run_id"]]
     assert [(e["event_type"], e["model_name"]) for e in second_run] == [
-        ("MODEL_DELETED", "gpt-4o-mini"), ("MODEL_UPDATED", "nomic-embed"), ("MODEL_CREATED", "all-minilm"),
+        ("MODEL_DELETED", "nomic-embed"), ("MODEL_UPDATED", "gpt-4o-mini"), ("MODEL_CREATED", "all-minilm"),
     ]
 
 
