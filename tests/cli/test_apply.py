@@ -54,6 +54,12 @@ def test_audit_events_for_creation_carry_run_actor_revision_and_full_configurati
     assert config["api_key"] == "set" and config["parameters.temperature"] == 0.7 and config["model_id"] == "gpt-4o-mini"
     assert created["details"]["connection_test"] == "ok"
     assert str(created["model_id"]) == str(models_by_name(engine)["gpt-4o-mini"]["id"])
+    # every field of the model, unset ones as null; of the parameters only those of its type
+    embedding = next(e for e in events if e["event_type"] == "MODEL_CREATED" and e["model_name"] == "nomic-embed")["details"]["configuration"]
+    assert embedding["api_version"] is None and embedding["api_key"] is None
+    assert {name for name in embedding if name.startswith("parameters.")} == {
+        "parameters.dimensions", "parameters.max_tokens", "parameters.normalize", "parameters.distance_metric", "parameters.batch_size",
+    }
     tested = next(e for e in events if e["event_type"] == "MODEL_CONNECTION_TESTED" and e["model_name"] == "nomic-embed")
     assert tested["details"]["outcome"] == "success" and tested["details"]["status"] == "ok"
     assert isinstance(tested["details"]["latency_ms"], int)
