@@ -125,6 +125,18 @@ def test_a_refused_update_is_named_and_the_other_writes_are_rolled_back(run_cli:
     assert snapshot(engine) == before
 
 
+def test_the_replay_deletes_before_it_updates_and_names_the_refused_row(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
+    models, extra, directory = _applied_with_poison(run_cli, tmp_path, database_url, engine, fake_provider)
+    # The row-by-row replay: 'nomic-embed' (the embedding default) deleted, 'all-minilm' made the
+    # default in its place, then 'gpt-4o-mini' refused. Without the delete the default would clash.
+    write_registry_file(directory, [{**extra, "default": True}, {**models[1], "description": "poison"}])
+    before = snapshot(engine)
+    result = apply(run_cli, directory, database_url, "--skip-connection-tests")
+    assert result.exit_code == 1
+    assert "the database refused to update 'gpt-4o-mini' (violates test_poison); nothing was written" in result.stderr
+    assert snapshot(engine) == before
+
+
 def test_a_refused_write_of_the_old_default_is_named(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
     models, extra, directory = _applied_with_poison(run_cli, tmp_path, database_url, engine, fake_provider)
     # The default moves from 'nomic-embed' (written first, as it stops being a default) to 'all-minilm'.
