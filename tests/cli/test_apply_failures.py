@@ -137,6 +137,17 @@ def test_the_replay_deletes_before_it_updates_and_names_the_refused_row(run_cli:
     assert snapshot(engine) == before
 
 
+def test_the_replay_writes_the_old_default_alone_then_names_a_later_refused_row(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
+    models, extra, directory = _applied_with_poison(run_cli, tmp_path, database_url, engine, fake_provider)
+    # The replay: 'nomic-embed' stops being the default (its row alone), 'all-minilm' takes it, then 'gpt-4o-mini' is refused.
+    write_registry_file(directory, [{**models[0], "default": False}, {**extra, "default": True}, {**models[1], "description": "poison"}])
+    before = snapshot(engine)
+    result = apply(run_cli, directory, database_url, "--skip-connection-tests")
+    assert result.exit_code == 1
+    assert "the database refused to update 'gpt-4o-mini' (violates test_poison); nothing was written" in result.stderr
+    assert snapshot(engine) == before
+
+
 def test_a_refused_write_of_the_old_default_is_named(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
     models, extra, directory = _applied_with_poison(run_cli, tmp_path, database_url, engine, fake_provider)
     # The default moves from 'nomic-embed' (written first, as it stops being a default) to 'all-minilm'.
