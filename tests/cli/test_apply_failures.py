@@ -114,48 +114,39 @@ def _applied_with_poison(run_cli: Any, tmp_path: Path, database_url: str, engine
     return models, extra, directory
 
 
-def test_a_refused_update_is_named_and_the_other_writes_are_rolled_back(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
-    models, _, directory = _applied_with_poison(run_cli, tmp_path, database_url, engine, fake_provider)
-    # The row-by-row replay: 'all-minilm' deleted, 'gpt-4o-mini' updated, then 'nomic-embed' refused.
-    write_registry_file(directory, [{**models[0], "description": "poison"}, {**models[1], "description": "fine"}])
-    before = snapshot(engine)
-    result = apply(run_cli, directory, database_url, "--skip-connection-tests")
-    assert result.exit_code == 1
-    assert "the database refused to update 'nomic-embed' (violates test_poison); nothing was written" in result.stderr
-    assert snapshot(engine) == before
-
-
-def test_the_replay_deletes_before_it_updates_and_names_the_refused_row(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
-    models, extra, directory = _applied_with_poison(run_cli, tmp_path, database_url, engine, fake_provider)
-    # The row-by-row replay: 'nomic-embed' (the embedding default) deleted, 'all-minilm' made the
-    # default in its place, then 'gpt-4o-mini' refused. Without the delete the default would clash.
-    write_registry_file(directory, [{**extra, "default": True}, {**models[1], "description": "poison"}])
-    before = snapshot(engine)
-    result = apply(run_cli, directory, database_url, "--skip-connection-tests")
-    assert result.exit_code == 1
-    assert "the database refused to update 'gpt-4o-mini' (violates test_poison); nothing was written" in result.stderr
-    assert snapshot(engine) == before
-
-
-def test_the_replay_writes_the_old_default_alone_then_names_a_later_refused_row(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
-    models, extra, directory = _applied_with_poison(run_cli, tmp_path, database_url, engine, fake_provider)
-    # The replay: 'nomic-embed' stops being the default (its row alone), 'all-minilm' takes it, then 'gpt-4o-mini' is refused.
-    write_registry_file(directory, [{**models[0], "default": False}, {**extra, "default": True}, {**models[1], "description": "poison"}])
-    before = snapshot(engine)
-    result = apply(run_cli, directory, database_url, "--skip-connection-tests")
-    assert result.exit_code == 1
-    assert "the database refused to update 'gpt-4o-mini' (violates test_poison); nothing was written" in result.stderr
-    assert snapshot(engine) == before
-
-
-def test_a_refused_write_of_the_old_default_is_named(run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any) -> None:
-    models, extra, directory = _applied_with_poison(run_cli, tmp_path, database_url, engine, fake_provider)
+# The row-by-row replay after a refused set-based write: (the definitions to apply, made
+# from the story's models and 'all-minilm'; the row the database refuses).
+REPLAYS: dict[str, tuple[Any, str]] = {
+    # 'all-minilm' deleted, 'gpt-4o-mini' updated, then 'nomic-embed' refused.
+    "an update after a delete and an update": (
+        lambda models, extra: [{**models[0], "description": "poison"}, {**models[1], "description": "fine"}], "nomic-embed",
+    ),
+    # 'nomic-embed' (the embedding default) deleted, 'all-minilm' made the default in its
+    # place, then 'gpt-4o-mini' refused. Without the delete first the default would clash.
+    "deletes before updates": (lambda models, extra: [{**extra, "default": True}, {**models[1], "description": "poison"}], "gpt-4o-mini"),
+    # 'nomic-embed' stops being the default (its row alone), 'all-minilm' takes it, then 'gpt-4o-mini' is refused.
+    "the old default's row alone, then a later row": (
+        lambda models, extra: [{**models[0], "default": False}, {**extra, "default": True}, {**models[1], "description": "poison"}],
+        "gpt-4o-mini",
+    ),
     # The default moves from 'nomic-embed' (written first, as it stops being a default) to 'all-minilm'.
-    write_registry_file(directory, [{**models[0], "default": False, "description": "poison"}, models[1], {**extra, "default": True}])
+    "the old default's own row": (
+        lambda models, extra: [{**models[0], "default": False, "description": "poison"}, models[1], {**extra, "default": True}],
+        "nomic-embed",
+    ),
+}
+
+
+@pytest.mark.parametrize(("definitions", "refused"), REPLAYS.values(), ids=REPLAYS.keys())
+def test_the_replay_names_the_refused_row_and_writes_nothing(
+    run_cli: Any, tmp_path: Path, database_url: str, engine: Any, fake_provider: Any, definitions: Any, refused: str
+) -> None:
+    models, extra, directory = _applied_with_poison(run_cli, tmp_path, database_url, engine, fake_provider)
+    write_registry_file(directory, definitions(models, extra))
     before = snapshot(engine)
     result = apply(run_cli, directory, database_url, "--skip-connection-tests")
     assert result.exit_code == 1
-    assert "the database refused to update 'nomic-embed' (violates test_poison); nothing was written" in result.stderr
+    assert f"the database refused to update {refused!r} (violates test_poison); nothing was written" in result.stderr
     assert snapshot(engine) == before
 
 
