@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from reconciler.embedded import EmbeddedCluster, embedded_home
 from reconciler.errors import RegistryError
+from reconciler.schema_names import VERSION_TABLE
 
 if TYPE_CHECKING:  # SQLAlchemy is imported lazily: `validate` and `plan` must not load it.
     import psycopg
@@ -308,16 +309,10 @@ def alembic_config(connection: "Connection | None" = None) -> "Config":
 
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
-    config.set_main_option("version_table", _version_table())
+    config.set_main_option("version_table", VERSION_TABLE)
     if connection is not None:
         config.attributes["connection"] = connection
     return config
-
-
-def _version_table() -> str:
-    from reconciler.schema_names import VERSION_TABLE
-
-    return VERSION_TABLE
 
 
 def head_revision() -> str:
@@ -333,7 +328,7 @@ def current_revision(connection: "Connection") -> str | None:
     """The revision the database is at, or None when it was never migrated."""
     from alembic.runtime.migration import MigrationContext
 
-    context = MigrationContext.configure(connection, opts={"version_table": _version_table()})
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
     return context.get_current_revision()
 
 
@@ -407,10 +402,10 @@ def stored_revision(connection: "Connection") -> str | None:
 
     Plain SQL (no Alembic), and no failing statement: safe inside a caller's transaction.
     """
-    (table,) = fetch_one(connection, "SELECT to_regclass(%s)", (_version_table(),)) or (None,)
+    (table,) = fetch_one(connection, "SELECT to_regclass(%s)", (VERSION_TABLE,)) or (None,)
     if table is None:
         return None
-    row = fetch_one(connection, f"SELECT version_num FROM {_version_table()} LIMIT 1")
+    row = fetch_one(connection, f"SELECT version_num FROM {VERSION_TABLE} LIMIT 1")
     return None if row is None else row[0]
 
 

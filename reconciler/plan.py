@@ -276,7 +276,7 @@ def compute_plan(
         unmanaged=tuple(sorted(unmanaged)),
         unchanged=tuple(sorted(unchanged)),
         unchecked_keys=tuple(sorted(unchecked)),
-        state_fingerprint=state_fingerprint(state) if spec_digest is not None else "",
+        state_fingerprint=state_fingerprint(state) if fingerprints else "",
         spec_fingerprint=spec_digest.finish().hexdigest() if spec_digest is not None else "",
         key_fingerprints=planned_keys,
     )

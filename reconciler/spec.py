@@ -356,6 +356,8 @@ def keep_unset_parameters(
 def _parameter_names(parameters_class: type[BaseModel]) -> tuple[str, ...]:
     # model_fields is a computed class property in pydantic: read once per class.
     return tuple(parameters_class.model_fields)
+
+
 MODEL_CLASSES: dict[str, type[_ModelBase]] = {"embedding": EmbeddingModel, "generation": GenerationModel, "ner": NerModel}
 MODEL_ADAPTER: TypeAdapter[ModelDefinition] = TypeAdapter(ModelSpec)
 
