@@ -228,7 +228,10 @@ def create_engine(url: str, **kwargs: object) -> "Engine":
         # Parameters hold API keys and the passphrase: keep them out of exception text.
         "hide_parameters": True,
         "pool_pre_ping": True,
-        "connect_args": dict(_CONNECT_ARGS),
+        # The URL read once, by `connect_arguments`, for engines and snapshots alike: before
+        # 2.1 SQLAlchemy left a percent-encoded database name encoded, so `apply` (engine)
+        # and `plan` (snapshot) would have named two databases. connect_args win over the URL.
+        "connect_args": connect_arguments(url),
     }
     options.update(kwargs)
     # SQLAlchemy logs some failures itself ("Error closing cursor" when the server killed

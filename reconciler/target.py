@@ -62,21 +62,17 @@ def short_revision(revision: str | None) -> str:
 
 
 def describe_url(url: str) -> str:
-    """`user@host:port/dbname` of a database URL: never the password, masked or not."""
-    from urllib.parse import parse_qs, unquote, urlsplit
+    """`user@host:port/dbname` of a database URL: never the password, masked or not.
 
-    parts = urlsplit(url)
-    username = unquote(parts.username) if parts.username else None
-    database = unquote(parts.path.lstrip("/"))
-    query_host = parse_qs(parts.query).get("host")
-    if parts.hostname is None and query_host:
-        return f"{username or ''}@{query_host[0]}/{database}"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:  # not a number: libpq refuses such a URL before anything is shown
-        port = ""
-    user = f"{username}@" if username else ""
-    return f"{user}{parts.hostname or 'localhost'}{port}/{database}"
+    Read by `db.connect_arguments`, the one reader of database URLs, so the target a
+    command names is the one it connects to (a `?host=` or `?port=` included).
+    """
+    from reconciler.db import connect_arguments
+
+    arguments = connect_arguments(url)
+    user = f"{arguments['user']}@" if arguments.get("user") else ""
+    port = f":{arguments['port']}" if arguments.get("port") else ""
+    return f"{user}{arguments.get('host') or 'localhost'}{port}/{arguments.get('dbname', '')}"
 
 
 def database_identity(connection: "Connection") -> str:

@@ -15,6 +15,7 @@ LLM_REGISTRY_VENV="${LLM_REGISTRY_MIN_VENV:-.venv-min}" PIP_CONSTRAINT=constrain
 echo
 if [ "$#" -eq 0 ]; then
     set -- tests/unit tests/integration/test_connection.py tests/integration/test_schema.py \
-        tests/cli/test_apply.py tests/cli/test_plan_cases.py tests/cli/test_test_command.py tests/cli/test_validate.py
+        tests/cli/test_apply.py tests/cli/test_plan_cases.py tests/cli/test_test_command.py tests/cli/test_validate.py \
+        tests/cli/test_target.py
 fi
 exec "$PY" -m pytest -q -p no:cacheprovider "$@"

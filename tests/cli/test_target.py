@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -119,3 +120,32 @@ def test_a_plan_file_applies_only_to_its_environment(
     assert "Target: database " in applied.stdout and ", environment staging, revision fedcba987654" in applied.stdout
     assert set(models_by_name(engine)) == {"nomic-embed", "gpt-4o-mini"}
     assert {(event["source_revision"], event["environment"]) for event in audit_events(engine)} == {(REVISION, "staging")}
+
+
+def test_a_percent_encoded_database_name_is_one_database_for_every_command(
+    run_cli: Any, registry_dir: Path, pg_server: Any
+) -> None:
+    # `db upgrade` and `apply` connect through SQLAlchemy, `plan` and `list` through psycopg
+    # alone: each must decode `my%20db` as libpq does (SQLAlchemy 2.0 alone kept it encoded).
+    name = pg_server.new_name("with space ")
+    pg_server.create_database(name)
+    try:
+        url = f"{pg_server.url_for('postgres').rpartition('/')[0]}/{quote(name)}"
+        assert url.endswith("_with%20space%20" + name.rpartition(" ")[2])
+        for args in (("db", "upgrade"), ("apply", str(registry_dir), "--auto-approve", "--skip-connection-tests")):
+            result = run_cli(*args, "--database-url", url, env=APPLY_ENV)
+            assert result.exit_code == 0, result.output
+        planned = run_cli("plan", str(registry_dir), "--database-url", url, "--detailed-exitcode", env=APPLY_ENV)
+        assert planned.exit_code == 0, planned.output  # the applied database: no changes
+        listed = json.loads(run_cli("list", "--database-url", url, "--format", "json").stdout)
+        assert sorted(model["name"] for model in listed["models"]) == ["gpt-4o-mini", "nomic-embed"]
+
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(make_url(pg_server.url_for(name)).set(drivername="postgresql+psycopg"))
+        try:
+            assert sorted(models_by_name(engine)) == ["gpt-4o-mini", "nomic-embed"]  # the database named, decoded
+        finally:
+            engine.dispose()
+    finally:
+        pg_server.drop_database(name)

@@ -31,7 +31,7 @@ def test_connect_arguments_are_what_sqlalchemys_psycopg_dialect_passes(url: str)
 
 
 def test_percent_encoded_parts_are_decoded_as_libpq_decodes_them() -> None:
-    # (SQLAlchemy before 2.0.x left an encoded database name encoded: libpq is the reference.)
+    # (SQLAlchemy before 2.1 left an encoded database name encoded: libpq is the reference.)
     from psycopg.conninfo import conninfo_to_dict
 
     url = "postgresql://us%40er:p%2Fw@host:6543/my%20db"
@@ -63,8 +63,11 @@ def test_other_urls_are_refused_as_sqlalchemy_url_refuses_them(url: str, message
     [
         ("postgresql://postgres:hunter2@127.0.0.1:5432/registry", "postgres@127.0.0.1:5432/registry"),
         ("postgresql+psycopg://someone:***@db.internal/registry", "someone@db.internal/registry"),
-        ("postgresql://postgres@/registry?host=/tmp/sock&port=5433", "postgres@/tmp/sock/registry"),
+        # the socket directory and port a connection uses: `?host=`/`?port=` win, as in libpq
+        ("postgresql://postgres@/registry?host=/tmp/sock&port=5433", "postgres@/tmp/sock:5433/registry"),
+        ("postgresql://postgres@db.internal/registry?port=6432", "postgres@db.internal:6432/registry"),
         ("postgresql://db.internal/my%20db", "db.internal/my db"),
+        ("postgresql:///registry", "localhost/registry"),
     ],
 )
 def test_a_target_names_user_host_port_and_database_never_the_password(url: str, shown: str) -> None:
