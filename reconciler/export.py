@@ -22,7 +22,7 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 
 from reconciler.references import redact_endpoint
-from reconciler.spec import MODEL_CLASSES, PARAMETER_FIELDS, parameter_fields
+from reconciler.spec import MODEL_CLASSES, PARAMETER_FIELDS, SCHEMA_VERSION, parameter_fields
 
 Split = Literal["provider", "type", "none"]
 SPLITS: tuple[str, ...] = ("provider", "type", "none")
@@ -186,9 +186,9 @@ def export_registry(models: Sequence[ExportModel], *, split: Split = "provider",
         comment = "" if model.managed else "  # made by hand: the next apply adopts it (marks it managed)\n"
         groups.setdefault(_file_name(model, split), []).append(comment + _dump_model(document))
     files = tuple(
-        ExportedFile(name, f"{MODELINE}\nversion: 1\nmodels:\n" + "".join(items))
+        ExportedFile(name, f"{MODELINE}\nversion: {SCHEMA_VERSION}\nmodels:\n" + "".join(items))
         for name, items in sorted(groups.items())
     )
     if not files:
-        files = (ExportedFile("models.yaml", f"{MODELINE}\nversion: 1\nmodels: []\n"),)
+        files = (ExportedFile("models.yaml", f"{MODELINE}\nversion: {SCHEMA_VERSION}\nmodels: []\n"),)
     return Export(files=files, variables=tuple(sorted(variables)), warnings=tuple(warnings))

@@ -14,7 +14,7 @@ import functools
 import re
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from typing import Annotated, Any, Literal, Mapping, Union
+from typing import Annotated, Any, Literal, Mapping, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
@@ -22,13 +22,12 @@ from reconciler.diagnostics import Location
 # The provider facts live in `providers`; re-exported here for the format's readers.
 from reconciler.providers import PROVIDER_MATRIX, PROVIDERS, PROVIDERS_WITHOUT_TOP_K, Provider  # noqa: F401
 
+# The format's `version:` (validate, export and the JSON Schema write and read this one).
 SCHEMA_VERSION = 1
-
-MODEL_TYPES: tuple[str, ...] = ("embedding", "generation", "ner")
-DISTANCE_METRICS: tuple[str, ...] = ("cosine", "dot_product", "euclidean")
 
 ModelType = Literal["embedding", "generation", "ner"]
 DistanceMetric = Literal["cosine", "dot_product", "euclidean"]
+MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 ENV_REFERENCE_PATTERN = r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$"
@@ -204,7 +203,7 @@ class RegistryFile(_Strict):
         defer_build=True,
     )
 
-    version: Literal[1]
+    version: Literal[1]  # = SCHEMA_VERSION: typing.Literal takes the value itself, not a name
     models: tuple[ModelSpec, ...] = Field(strict=False)  # a YAML list; see previous_names
 
 

@@ -223,15 +223,15 @@ def _file_models(document: Document, diagnostics: list[Diagnostic]) -> list[tupl
     data = document.data
     here = document.location(())
     if not isinstance(data, dict):
-        diagnostics.append(error("not-a-mapping", f"expected a mapping with 'version: 1' and 'models:' at the top of the file, found {_yaml_type(data)}", here))
+        diagnostics.append(error("not-a-mapping", f"expected a mapping with 'version: {spec.SCHEMA_VERSION}' and 'models:' at the top of the file, found {_yaml_type(data)}", here))
         return []
     for key in data:
         if key not in ("version", "models"):
             diagnostics.append(error("unknown-key", f"unknown top-level key {_show_key(key)}{_suggest(key, ('version', 'models'))}; a file holds 'version' and 'models'", document.location((key,), key=True)))
     if "version" not in data:
-        diagnostics.append(error("missing-version", "missing 'version: 1' at the top of the file", here))
-    elif data["version"] != 1 or isinstance(data["version"], bool):
-        diagnostics.append(error("bad-version", f"unsupported version {data['version']!r}: this llm-registry reads 'version: 1'", document.location(("version",))))
+        diagnostics.append(error("missing-version", f"missing 'version: {spec.SCHEMA_VERSION}' at the top of the file", here))
+    elif data["version"] != spec.SCHEMA_VERSION or isinstance(data["version"], bool):
+        diagnostics.append(error("bad-version", f"unsupported version {data['version']!r}: this llm-registry reads 'version: {spec.SCHEMA_VERSION}'", document.location(("version",))))
     if "models" not in data:
         diagnostics.append(error("missing-models", "missing 'models:' (a list of model definitions)", here))
         return []

@@ -95,6 +95,12 @@ def test_registry_file_adapter_reads_a_whole_file() -> None:
     assert [m.type for m in parsed.models] == ["ner", "generation"]
 
 
+def test_the_file_model_reads_the_schema_version_that_validate_and_export_name() -> None:
+    from typing import get_args
+
+    assert get_args(spec.RegistryFile.model_fields["version"].annotation) == (spec.SCHEMA_VERSION,)
+
+
 def test_defaults_fill_the_record() -> None:
     model = spec.MODEL_ADAPTER.validate_python(embedding_model(parameters=None) | {"parameters": {"dimensions": 384}})
     record = spec.desired_record(model)
