@@ -18,17 +18,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from reconciler.tables import AUDIT_EVENT_TYPES
+from reconciler.schema_names import (  # noqa: F401 - the event types, re-exported for audit's readers
+    AUDIT_EVENT_TYPES,
+    MODEL_CONNECTION_TESTED,
+    MODEL_CREATED,
+    MODEL_DELETED,
+    MODEL_UPDATED,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from reconciler.connection import ConnectionResult
-
-MODEL_CREATED = "MODEL_CREATED"
-MODEL_UPDATED = "MODEL_UPDATED"
-MODEL_DELETED = "MODEL_DELETED"
-MODEL_CONNECTION_TESTED = "MODEL_CONNECTION_TESTED"
 
 # The only words an `api_key` entry of `details` may hold: a marker, or markers joined by
 # " -> " ("(none) -> (set)"), or a mapping/list of those. Never a value.

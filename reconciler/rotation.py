@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.audit import AuditEvent, write_audit_events
 from reconciler.errors import RegistryError
+from reconciler.schema_names import ENCRYPTION_KEY_ROTATED
 from reconciler.secrets import (
     ENCRYPTION_KEY_ENV,
     read_passphrase_probe,
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from reconciler.apply import ApplyOptions, Hooks
 
 NEW_ENCRYPTION_KEY_ENV = "LLM_REGISTRY_NEW_ENCRYPTION_KEY"
-ENCRYPTION_KEY_ROTATED = "ENCRYPTION_KEY_ROTATED"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Names in the database schema that code needs without loading SQLAlchemy.
+"""Names in the database schema (tables, columns, audit event types) that code needs without loading SQLAlchemy.
 
 `tables.py` defines the tables (and imports these names from here); the commands that
 only read (`plan`, through `db.snapshot`) query them as plain SQL and must not import
@@ -15,6 +15,21 @@ VERSION_TABLE = "llm_registry_schema_version"
 # name: the story's `model_type`. (`api_key` is special: the column holds the
 # ciphertext, while a state record's "api_key" is the keyed fingerprint beside it.)
 _COLUMN_OF_FIELD = {"type": "model_type"}
+
+
+# The event types of registry_audit_events (its CHECK constraint admits exactly these).
+MODEL_CREATED = "MODEL_CREATED"
+MODEL_UPDATED = "MODEL_UPDATED"
+MODEL_DELETED = "MODEL_DELETED"
+MODEL_CONNECTION_TESTED = "MODEL_CONNECTION_TESTED"
+ENCRYPTION_KEY_ROTATED = "ENCRYPTION_KEY_ROTATED"
+AUDIT_EVENT_TYPES: tuple[str, ...] = (
+    MODEL_CREATED,
+    MODEL_UPDATED,
+    MODEL_DELETED,
+    MODEL_CONNECTION_TESTED,
+    ENCRYPTION_KEY_ROTATED,
+)
 
 
 def column_name(field: str) -> str:

@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 # Names the read-only path needs without SQLAlchemy live in schema_names; re-exported here.
-from reconciler.schema_names import VERSION_TABLE, column_name  # noqa: F401
+from reconciler.schema_names import AUDIT_EVENT_TYPES, VERSION_TABLE, column_name  # noqa: F401
 
 # Constraint names follow one convention so that error messages (and tests) can name them.
 NAMING_CONVENTION = {
@@ -49,14 +49,6 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-# Event types of registry_audit_events, shared with reconciler.audit.
-AUDIT_EVENT_TYPES: tuple[str, ...] = (
-    "MODEL_CREATED",
-    "MODEL_UPDATED",
-    "MODEL_DELETED",
-    "MODEL_CONNECTION_TESTED",
-    "ENCRYPTION_KEY_ROTATED",
-)
 
 
 llm_models = Table(

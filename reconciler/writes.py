@@ -34,6 +34,7 @@ from reconciler.errors import RegistryError
 from reconciler.gc_pause import collector_paused
 from reconciler.plan import KEY_CHANGED, Action, Plan
 from reconciler.references import redact_endpoint
+from reconciler.schema_names import MODEL_CREATED, MODEL_DELETED, MODEL_UPDATED
 from reconciler.secrets import StoredKey, store_passphrase_check, stored_keys
 from reconciler.spec import PARAMETER_FIELDS, RECORD_FIELDS, yaml_field_name
 from reconciler.state import RegistryState, applied_fingerprint
@@ -252,18 +253,18 @@ def audit_events(
                 "kb_count": len(action.knowledge_bases),
                 "configuration": _config_details(row.record),
             }
-            events.append(AuditEvent("MODEL_DELETED", action.name, write.model_id, details))
+            events.append(AuditEvent(MODEL_DELETED, action.name, write.model_id, details))
         elif action.kind == "update":
             details = {"changes": _change_details(action), "connection_test": test_note}
             if action.previous_name:
                 details["renamed_from"] = action.previous_name
             if action.adopt:
                 details["adopted"] = True
-            events.append(AuditEvent("MODEL_UPDATED", action.name, write.model_id, details))
+            events.append(AuditEvent(MODEL_UPDATED, action.name, write.model_id, details))
         else:
             assert action.desired is not None
             details = {"configuration": _config_details(action.desired), "connection_test": test_note}
-            events.append(AuditEvent("MODEL_CREATED", action.name, write.model_id, details))
+            events.append(AuditEvent(MODEL_CREATED, action.name, write.model_id, details))
     return events
 
 

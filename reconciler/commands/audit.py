@@ -10,7 +10,7 @@ import click
 
 from reconciler.commands._common import database_url_option
 from reconciler.errors import EXIT_OK, RegistryError
-from reconciler.tables import AUDIT_EVENT_TYPES
+from reconciler.schema_names import AUDIT_EVENT_TYPES
 from reconciler.target import DIRTY_SUFFIX
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Collection, Iterable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from reconciler.gc_pause import collector_paused
+from reconciler.schema_names import MODEL_CONNECTION_TESTED
 from reconciler.spec import MODEL_TYPES, PARAMETER_FIELDS, PROVIDERS
 
 if TYPE_CHECKING:
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
 
     from reconciler.audit import StoredAuditEvent
     from reconciler.state import RegistryState
-
-MODEL_CONNECTION_TESTED = "MODEL_CONNECTION_TESTED"
 
 # How much history the page carries: enough for on-call, small enough for a CI artifact.
 RECENT_EVENTS = 200
