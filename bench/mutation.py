@@ -72,6 +72,17 @@ TARGETS: dict[str, list[str]] = {
                "tests/integration/test_audit.py", "tests/cli/test_apply_outcomes.py", "tests/cli/test_day_two.py",
                "tests/cli/test_rotate.py", "tests/cli/test_trust_output.py", "tests/integration/test_apply_run.py",
                "tests/integration/test_pgp.py", "tests/cli/test_admin_page_takeover.py", "tests/cli/test_apply_failures.py"],
+    # The secrets edge: a key must never leak (scrub), be stored unreadable (pgp, secrets)
+    # or be applied from a plan file nobody signed (planfile).
+    "scrub": ["tests/unit/test_scrub.py", "tests/unit/test_connection_pure.py", "tests/cli/test_canary.py"],
+    "pgp": ["tests/unit/test_pgp.py", "tests/integration/test_pgp.py", "tests/unit/test_secrets.py",
+            "tests/integration/test_writes.py", "tests/cli/test_rotate.py"],
+    "secrets": ["tests/unit/test_secrets.py", "tests/integration/test_secrets.py", "tests/integration/test_state.py",
+                "tests/cli/test_rotate.py", "tests/cli/test_canary.py", "tests/cli/test_server_log.py",
+                "tests/cli/test_apply.py", "tests/cli/test_admin_page_takeover.py", "tests/integration/test_legacy.py"],
+    "planfile": ["tests/unit/test_plan.py", "tests/cli/test_planfile_trust.py", "tests/cli/test_plan_output.py",
+                 "tests/cli/test_target.py", "tests/cli/test_apply_audit_paths.py", "tests/cli/test_apply_failures.py",
+                 "tests/cli/test_canary.py", "tests/cli/test_day_two.py"],
 }
 
 # module -> environment of its test runs. One random trial per fault instead of three:
