@@ -85,3 +85,23 @@ def test_the_passphrase_check_refuses_a_wrong_passphrase_naming_the_variable() -
     # a check of another text (not ours) is refused too
     with pytest.raises(RegistryError):
         secrets.verify_passphrase(secrets.PassphraseProbe(pgp.encrypt("something else", "right")), "right")
+
+
+@pytest.mark.parametrize("passphrase", [None, ""], ids=["unset", "empty"])
+def test_a_key_is_never_stored_without_a_passphrase(passphrase: str | None) -> None:
+    """An empty passphrase would encrypt (anyone could open it): refused, naming the variable, for one key or many."""
+    with pytest.raises(RegistryError) as caught:
+        secrets.api_key_columns(CANARY_KEY, passphrase)
+    assert caught.value.message == "LLM_REGISTRY_ENCRYPTION_KEY is needed to store an API key"
+    with pytest.raises(RegistryError) as caught:
+        secrets.stored_keys({"gpt-4o": CANARY_KEY}, passphrase)
+    assert caught.value.message == "LLM_REGISTRY_ENCRYPTION_KEY is needed to store an API key"
+
+
+def test_the_right_passphrase_opens_a_stored_key_as_probe() -> None:
+    """A registry with stored keys but no passphrase check yet (keys the admin page wrote): the key is the probe."""
+    from reconciler import pgp
+
+    row_probe = secrets.PassphraseProbe(pgp.encrypt(CANARY_KEY, "right"), model="gpt-4o")
+    secrets.verify_passphrase(row_probe, "right")  # a key is not the check's text, and need not be
+    secrets.verify_passphrase(row_probe, None)
