@@ -66,6 +66,9 @@ def test_plan_out_writes_a_plan_file_without_secrets(run_cli: Any, registry_dir:
     assert f"Saved the plan to {planfile}" in result.stdout
     saved = json.loads(planfile.read_text())
     assert saved["kind"] == "llm-registry-plan" and len(saved["state_fingerprint"]) == 64
+    # docs/plan-format.md: what a reader of the file may rely on (fields may be added)
+    assert saved["format_version"] == 1
+    assert {"created_at", "directory", "definitions", "spec_fingerprint", "keys", "allow_delete_all", "target", "plan", "mac"} <= set(saved)
     assert {d["definition"]["name"] for d in saved["definitions"]} == {"nomic-embed", "gpt-4o-mini"}
     text = planfile.read_text()
     assert CANARY_KEY not in text and APPLY_ENV["LLM_REGISTRY_ENCRYPTION_KEY"] not in text

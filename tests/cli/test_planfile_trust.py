@@ -294,3 +294,17 @@ def test_a_key_unknown_at_plan_time_must_be_the_stored_one_at_apply(
     same = run_cli("apply", str(planfile), "--database-url", database_url, env={**APPLY_ENV, **keys})
     assert same.exit_code == 0, same.output
     assert snapshot(engine) == before
+
+
+def test_apply_of_a_plan_file_shows_where_each_model_is_defined(
+    run_cli: Any, registry_dir: Path, database_url: str, tmp_path: Path
+) -> None:
+    """The saved locations come back: apply PLANFILE names each model's file:line:column as plan did."""
+    planfile = tmp_path / "registry.plan"
+    planned = run_cli("plan", str(registry_dir), "--database-url", database_url, "--out", str(planfile), env=APPLY_ENV)
+    assert planned.exit_code == 0, planned.output
+    headers = [line for line in planned.stdout.splitlines() if line.startswith("  # ")]
+    assert len(headers) == 2 and all(f"  ({registry_dir / 'models.yaml'}:" in line for line in headers), planned.stdout
+    applied = run_cli("apply", str(planfile), "--database-url", database_url, env=APPLY_ENV)
+    assert applied.exit_code == 0, applied.output
+    assert [line for line in applied.stdout.splitlines() if line.startswith("  # ")] == headers
