@@ -138,11 +138,31 @@ def test_plan_files_need_the_passphrase(run_cli: Any, planfile: Path, registry_d
     assert not (tmp_path / "new.plan").exists()
 
 
-def test_out_writes_into_dev_null_without_replacing_it(run_cli: Any, registry_dir: Path, database_url: str) -> None:
-    before = os.stat("/dev/null")
-    result = run_cli("plan", str(registry_dir), "--database-url", database_url, "--out", "/dev/null", env=APPLY_ENV)
+@pytest.fixture
+def null_device(tmp_path: Path) -> Path:
+    """A character device that discards what is written, as /dev/null does: the test's own where it can be.
+
+    As root, a regression that replaced the output file instead of writing into it
+    would replace the machine's /dev/null (mutation testing made exactly that mutant), so
+    root gets a device node of its own (mknod, the same major and minor). Any other user
+    cannot create files in /dev, so there /dev/null itself is safe to aim at.
+    """
+    if os.geteuid() != 0:
+        return Path("/dev/null")
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.stat("/dev/null").st_rdev)
+        device.write_text("discarded")  # a nodev mount refuses to open it
+    except OSError as error:
+        pytest.skip(f"root without a device node of its own ({error}); /dev/null itself would be at risk")
+    return device
+
+
+def test_out_writes_into_dev_null_without_replacing_it(run_cli: Any, registry_dir: Path, database_url: str, null_device: Path) -> None:
+    before = os.stat(null_device)
+    result = run_cli("plan", str(registry_dir), "--database-url", database_url, "--out", str(null_device), env=APPLY_ENV)
     assert result.exit_code == 0, result.output
-    after = os.stat("/dev/null")
+    after = os.stat(null_device)
     assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_rdev) == (before.st_ino, before.st_rdev)
 
 
