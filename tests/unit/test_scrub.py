@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import string
 
 import pytest
@@ -51,3 +52,42 @@ def test_masked_forms_of_another_key_are_left_alone() -> None:
     other = "sk-other-0000000000000000000000000000zzzz"
     text = f"key {other[:8]}****{other[-4:]} refused"
     assert scrub(text, [CANARY_KEY]) == text
+
+
+def test_an_eight_character_key_is_found_in_its_encodings() -> None:
+    key = "abcd1234"  # SHORT_SECRET characters: the shortest key whose encoded forms are searched
+    basic = "Basic " + base64.b64encode(b"u:" + key.encode()).decode("ascii")
+    assert REDACTED in scrub(f"refused {basic}", [key])
+    assert basic not in scrub(f"refused {basic}", [key])
+    assert scrub(f"refused {key.encode().hex()}.", [key]) == "refused ***."
+
+
+def test_short_keys_have_no_encoded_or_masked_forms() -> None:
+    # "a" is the base64 of "k" at offset 0 and "6b" its hex: innocent words, not the key
+    assert scrub("a 6b k", ["k"]) == "a 6b ***"
+    assert scrub("ranges ab..12 and ab**12", ["ab12"]) == "ranges ab..12 and ab**12"
+
+
+def test_a_masked_form_needs_two_characters_of_the_key() -> None:
+    assert scrub(f"key ****{CANARY_KEY[-2:]} refused", [CANARY_KEY]) == "key *** refused"
+    assert scrub(f"key {CANARY_KEY[:1]}...{CANARY_KEY[-1:]} refused", [CANARY_KEY]) == "key *** refused"
+    assert scrub(f"key ****{CANARY_KEY[-1:]} refused", [CANARY_KEY]) == f"key ****{CANARY_KEY[-1:]} refused"
+
+
+def test_a_key_holding_mask_characters_is_replaced_once() -> None:
+    key = "hunter2..final-key-9"
+    assert scrub("key hun****2..final-key-9 refused", [key]) == "key *** refused"
+
+
+def test_masked_forms_back_to_back_are_each_replaced() -> None:
+    text = f"keys {CANARY_KEY[:3]}...{CANARY_KEY[-4:]}****{CANARY_KEY[-4:]} refused"
+    assert scrub(text, [CANARY_KEY]) == "keys ****** refused"
+
+
+@pytest.mark.parametrize("length", [40, 41, 42])  # two, one and no "=" of padding
+@pytest.mark.parametrize("urlsafe", [False, True])
+def test_a_whole_base64_encoding_is_replaced_padding_included(length: int, urlsafe: bool) -> None:
+    key = CANARY_KEY[:length]
+    raw = key.encode()
+    encoded = (base64.urlsafe_b64encode(raw) if urlsafe else base64.b64encode(raw)).decode("ascii")
+    assert scrub(f"token {encoded} refused", [key]) == "token *** refused"
