@@ -25,6 +25,7 @@ def test_the_message_is_what_pgcrypto_writes_and_leaks_nothing() -> None:
     message = pgp.encrypt(CANARY_KEY, PASSPHRASE)
     # tag 3 (SKESK v4, AES-256, iterated+salted SHA-1 S2K), then tag 18 (SEIPD v1)
     assert message[:6] == bytes([0xC3, 13, 4, 9, 3, 2])
+    assert message[14] == 0x60  # S2K count 65,536: the lowest of the range pgcrypto picks from
     assert message[15] == 0xD2 and message[17] == 1
     assert CANARY_KEY.encode() not in message and PASSPHRASE.encode() not in message
     # a fresh salt and prefix every time: equal keys give different messages
@@ -65,3 +66,30 @@ def test_truncated_messages_are_refused() -> None:
 def test_an_unknown_cipher_is_refused() -> None:
     with pytest.raises(pgp.PgpError, match="unknown cipher"):
         pgp.encrypt(CANARY_KEY, PASSPHRASE, cipher="rot13")
+
+
+def test_lengths_take_the_shortest_header_form() -> None:
+    # one octet below 192, two up to 8383, five above (RFC 4880 4.2.2)
+    medium = pgp.encrypt("x" * 1000, PASSPHRASE)
+    assert medium[15] == 0xD2 and 192 <= medium[16] < 224 and medium[18] == 1
+    large = pgp.encrypt("x" * 9000, PASSPHRASE)
+    assert large[15:17] == bytes([0xD2, 0xFF]) and large[21] == 1
+
+
+@pytest.mark.parametrize(
+    ("position", "value", "error"),
+    [(3, 99, "unsupported cipher algorithm 99"), (5, 4, "unsupported S2K hash algorithm 4")],
+)
+def test_an_unknown_algorithm_in_the_message_is_a_pgp_error(position: int, value: int, error: str) -> None:
+    message = bytearray(pgp.encrypt(CANARY_KEY, PASSPHRASE))
+    message[position] = value  # the SKESK's cipher (3) or S2K hash (5) id
+    with pytest.raises(pgp.PgpError, match=error):
+        pgp.decrypt(bytes(message), PASSPHRASE)
+
+
+def test_a_legacy_cipher_the_installed_cryptography_lacks_is_a_pgp_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = pgp.encrypt(CANARY_KEY, PASSPHRASE, cipher="bf")
+    monkeypatch.setitem(pgp._LEGACY_NAMES, "bf", "NoSuchCipher")  # as after cryptography drops Blowfish
+    with pytest.raises(pgp.PgpError, match="cipher bf is not available"):
+        pgp.decrypt(message, PASSPHRASE)
+    assert not pgp.opens_with(message, PASSPHRASE)
