@@ -72,6 +72,12 @@ def test_a_masked_form_needs_two_characters_of_the_key() -> None:
     assert scrub(f"key ****{CANARY_KEY[-2:]} refused", [CANARY_KEY]) == "key *** refused"
     assert scrub(f"key {CANARY_KEY[:1]}...{CANARY_KEY[-1:]} refused", [CANARY_KEY]) == "key *** refused"
     assert scrub(f"key ****{CANARY_KEY[-1:]} refused", [CANARY_KEY]) == f"key ****{CANARY_KEY[-1:]} refused"
+    assert scrub(f"key {CANARY_KEY[:1]}... refused", [CANARY_KEY]) == f"key {CANARY_KEY[:1]}... refused"
+
+
+def test_a_masked_form_showing_one_end_keeps_the_text_around_it() -> None:
+    assert scrub(f"key {CANARY_KEY[:10]}... refused", [CANARY_KEY]) == "key *** refused"
+    assert scrub(f"key ...{CANARY_KEY[-4:]} refused", [CANARY_KEY]) == "key *** refused"
 
 
 def test_a_key_holding_mask_characters_is_replaced_once() -> None:
