@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import string
 
 import pytest
@@ -60,6 +61,8 @@ def test_an_eight_character_key_is_found_in_its_encodings() -> None:
     assert REDACTED in scrub(f"refused {basic}", [key])
     assert basic not in scrub(f"refused {basic}", [key])
     assert scrub(f"refused {key.encode().hex()}.", [key]) == "refused ***."
+    assert scrub(f"x{key}y", [key]) == "x***y"
+    assert scrub(f"key {key[:3]}...{key[-4:]} refused", [key]) == "key *** refused"
 
 
 def test_short_keys_have_no_encoded_or_masked_forms() -> None:
@@ -97,3 +100,20 @@ def test_a_whole_base64_encoding_is_replaced_padding_included(length: int, urlsa
     raw = key.encode()
     encoded = (base64.urlsafe_b64encode(raw) if urlsafe else base64.b64encode(raw)).decode("ascii")
     assert scrub(f"token {encoded} refused", [key]) == "token *** refused"
+
+
+@pytest.mark.parametrize("key", [CANARY_KEY + "é", 'sk-"quoted"-' + CANARY_KEY[10:], CANARY_KEY + "\\"])
+def test_a_json_escaped_key_is_replaced_whole(key: str) -> None:
+    assert scrub(f'{{"api_key": {json.dumps(key)}}}', [key]) == '{"api_key": "***"}'
+
+
+@pytest.mark.parametrize("prefix", [b":", b"u:", b"api:"])
+@pytest.mark.parametrize("length", [40, 41, 42])
+def test_base64_around_the_key_keeps_only_characters_holding_other_bits(prefix: bytes, length: int) -> None:
+    key = CANARY_KEY[:length]
+    encoded = base64.b64encode(prefix + key.encode()).decode("ascii")
+    # a base64 character holds 6 bits: those holding any bit of the prefix stay, as do a
+    # last one that mixes in the zero bits before the padding, and the padding itself
+    first = -(-len(prefix) * 8 // 6)
+    last = (len(prefix) + length) * 8 // 6
+    assert scrub(f"Basic {encoded}", [key]) == f"Basic {encoded[:first]}***{encoded[last:]}"
