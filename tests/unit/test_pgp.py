@@ -93,3 +93,15 @@ def test_a_legacy_cipher_the_installed_cryptography_lacks_is_a_pgp_error(monkeyp
     with pytest.raises(pgp.PgpError, match="cipher bf is not available"):
         pgp.decrypt(message, PASSPHRASE)
     assert not pgp.opens_with(message, PASSPHRASE)
+
+
+def test_a_data_packet_too_short_to_hold_a_message_is_called_so() -> None:
+    message = pgp.encrypt(CANARY_KEY, PASSPHRASE)
+    skesk, seipd_body = message[:15], message[17:]  # both headers one-octet lengths here
+    # version octet, block prefix and its two repeated octets, then less than the 22 of the MDC packet
+    short_seipd = seipd_body[: 1 + 16 + 2 + 21]
+    with pytest.raises(pgp.PgpError, match="integrity-protected packet too short"):
+        pgp.decrypt(skesk + bytes([0xC0 | 18, len(short_seipd)]) + short_seipd, PASSPHRASE)
+    # the old packet without integrity protection (tag 9), shorter than its block prefix
+    with pytest.raises(pgp.PgpError, match="encrypted packet too short"):
+        pgp.decrypt(skesk + bytes([0xC0 | 9, 10]) + seipd_body[1:11], PASSPHRASE)

@@ -117,3 +117,8 @@ def test_base64_around_the_key_keeps_only_characters_holding_other_bits(prefix: 
     first = -(-len(prefix) * 8 // 6)
     last = (len(prefix) + length) * 8 // 6
     assert scrub(f"Basic {encoded}", [key]) == f"Basic {encoded[:first]}***{encoded[last:]}"
+
+
+def test_a_masked_form_is_found_among_every_kind_of_mask_character() -> None:
+    text = f"key {CANARY_KEY[:4]}••••{CANARY_KEY[-4:]} refused… see **docs**."
+    assert scrub(text, [CANARY_KEY]) == "key *** refused… see **docs**."
