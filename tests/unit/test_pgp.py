@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,6 +13,29 @@ from reconciler import pgp
 from tests.factories import CANARY_KEY
 
 PASSPHRASE = "correct horse battery staple"
+
+
+def _packet(tag: int, body: bytes) -> bytes:
+    return bytes([0xC0 | tag, 0xFF]) + len(body).to_bytes(4, "big") + body
+
+
+def _literal(data: bytes) -> bytes:
+    return _packet(11, b"t\x00" + bytes(4) + data)
+
+
+def _message(inner: bytes, passphrase: str = PASSPHRASE) -> bytes:
+    # Any inner packets sealed as pgcrypto would (simple S2K, AES-256, SEIPD), built without
+    # reconciler.pgp so that hostile contents reach its parser past the integrity check.
+    secret = passphrase.encode()
+    key = (hashlib.sha1(secret).digest() + hashlib.sha1(b"\0" + secret).digest())[:32]
+    plain = bytes(18) + inner + b"\xd3\x14"  # a zero block prefix, its last two octets repeated
+    plain += hashlib.sha1(plain).digest()
+    block = Cipher(algorithms.AES(key), modes.ECB()).encryptor().update  # CFB by hand: cryptography deprecates its own
+    sealed, previous = b"", bytes(16)
+    for start in range(0, len(plain), 16):
+        previous = bytes(a ^ b for a, b in zip(plain[start : start + 16], block(previous)))
+        sealed += previous
+    return _packet(3, bytes([4, 9, 0, 2])) + _packet(18, b"\x01" + sealed)
 
 
 @pytest.mark.parametrize("cipher", ["aes128", "aes192", "aes256", "3des", "cast5", "bf"])
@@ -105,3 +131,13 @@ def test_a_data_packet_too_short_to_hold_a_message_is_called_so() -> None:
     # the old packet without integrity protection (tag 9), shorter than its block prefix
     with pytest.raises(pgp.PgpError, match="encrypted packet too short"):
         pgp.decrypt(skesk + bytes([0xC0 | 9, 10]) + seipd_body[1:11], PASSPHRASE)
+
+
+def test_a_hand_sealed_message_opens() -> None:
+    assert pgp.decrypt(_message(_literal(CANARY_KEY.encode())), PASSPHRASE) == CANARY_KEY
+    assert pgp.decrypt(_message(_packet(10, b"PGP") + _literal(b"x")), PASSPHRASE) == "x"  # a marker packet is skipped
+
+
+def test_a_message_without_literal_data_is_a_pgp_error() -> None:
+    with pytest.raises(pgp.PgpError, match="holds no literal data"):
+        pgp.decrypt(_message(_packet(10, b"PGP")), PASSPHRASE)
