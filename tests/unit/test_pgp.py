@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import zlib
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -141,3 +142,49 @@ def test_a_hand_sealed_message_opens() -> None:
 def test_a_message_without_literal_data_is_a_pgp_error() -> None:
     with pytest.raises(pgp.PgpError, match="holds no literal data"):
         pgp.decrypt(_message(_packet(10, b"PGP")), PASSPHRASE)
+
+
+
+def _deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=-15)  # raw deflate: OpenPGP's ZIP
+    return compressor.compress(data) + compressor.flush()
+
+
+def test_an_empty_message_after_the_headers_opens_as_empty_text() -> None:
+    assert pgp.decrypt(_message(_packet(11, b"t\x00" + bytes(4))), PASSPHRASE) == ""
+
+
+@pytest.mark.parametrize(
+    "compressed",
+    [b"\x00" + _literal(CANARY_KEY.encode()), b"\x01" + _deflate(_literal(CANARY_KEY.encode())),
+     b"\x02" + zlib.compress(_literal(CANARY_KEY.encode()))],
+    ids=["uncompressed", "zip", "zlib"],
+)
+def test_a_compressed_literal_opens(compressed: bytes) -> None:
+    assert pgp.decrypt(_message(_packet(8, compressed)), PASSPHRASE) == CANARY_KEY
+
+
+@pytest.mark.parametrize(
+    ("inner", "error"),
+    [
+        (_packet(8, b""), "empty compressed packet"),
+        (_packet(8, b"\x03BZh91AY&SY"), "unsupported compression algorithm 3"),
+        (_packet(8, b"\x01not deflate at all"), "the compressed data is damaged"),
+        (_packet(8, b"\x02" + zlib.compress(_literal(bytes(2 << 20)))), "too large for an API key"),
+        (_packet(8, b"\x00" + _packet(8, b"\x00" + _literal(b"x"))), r"unexpected OpenPGP packet \(tag 8\)"),
+        (_packet(2, b"a signature"), r"unexpected OpenPGP packet \(tag 2\)"),
+        (_packet(11, b"t\x00\x00\x00\x00"), "literal data packet too short"),
+    ],
+    ids=["empty", "bzip2", "damaged", "bomb", "nested", "signature", "short-literal"],
+)
+def test_hostile_inner_packets_are_pgp_errors(inner: bytes, error: str) -> None:
+    with pytest.raises(pgp.PgpError, match=error):
+        pgp.decrypt(_message(inner), PASSPHRASE)
+
+
+@pytest.mark.parametrize(
+    ("literal_format", "expected"), [(b"t", "a\nb"), (b"u", "a\nb"), (b"b", "a\r\nb")]
+)
+def test_text_literals_read_crlf_as_lf_and_binary_ones_keep_it(literal_format: bytes, expected: str) -> None:
+    literal = _packet(11, literal_format + bytes([7]) + b"key.txt" + bytes(4) + b"a\r\nb")  # with a file name
+    assert pgp.decrypt(_message(literal), PASSPHRASE) == expected
