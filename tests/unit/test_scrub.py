@@ -122,3 +122,9 @@ def test_base64_around_the_key_keeps_only_characters_holding_other_bits(prefix: 
 def test_a_masked_form_is_found_among_every_kind_of_mask_character() -> None:
     text = f"key {CANARY_KEY[:4]}••••{CANARY_KEY[-4:]} refused… see **docs**."
     assert scrub(text, [CANARY_KEY]) == "key *** refused… see **docs**."
+
+
+def test_an_ellipsis_after_a_masked_form_stays_when_the_key_starts_as_it_ends() -> None:
+    key = "wxyz" + CANARY_KEY[3:] + "wxyz"
+    # the "wxyz" before the second "..." is the end of the masked form, already replaced, not a new start
+    assert scrub(f"key {key[:4]}...{key[-4:]}... refused", [key]) == "key ***... refused"
