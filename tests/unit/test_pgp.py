@@ -45,6 +45,7 @@ def test_a_message_opens_with_its_passphrase_only(cipher: str) -> None:
     assert pgp.decrypt(message, PASSPHRASE) == CANARY_KEY
     with pytest.raises(pgp.WrongPassphrase):
         pgp.decrypt(message, PASSPHRASE + "!")
+    assert pgp.opens_with(message, PASSPHRASE) is True
     assert not pgp.opens_with(message, "")
 
 
