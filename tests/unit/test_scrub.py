@@ -128,3 +128,8 @@ def test_an_ellipsis_after_a_masked_form_stays_when_the_key_starts_as_it_ends() 
     key = "wxyz" + CANARY_KEY[3:] + "wxyz"
     # the "wxyz" before the second "..." is the end of the masked form, already replaced, not a new start
     assert scrub(f"key {key[:4]}...{key[-4:]}... refused", [key]) == "key ***... refused"
+
+
+def test_a_masked_form_hiding_a_single_character_is_replaced_whole() -> None:
+    assert scrub(f"key {CANARY_KEY[:-1]}* refused", [CANARY_KEY]) == "key *** refused"
+    assert scrub(f"key *{CANARY_KEY[1:]} refused", [CANARY_KEY]) == "key *** refused"
