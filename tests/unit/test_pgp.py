@@ -24,11 +24,12 @@ def _literal(data: bytes) -> bytes:
     return _packet(11, b"t\x00" + bytes(4) + data)
 
 
-def _message(inner: bytes, passphrase: str = PASSPHRASE) -> bytes:
+def _message(inner: bytes, passphrase: str = PASSPHRASE, s2k_hash: tuple[int, str] = (2, "sha1")) -> bytes:
     # Any inner packets sealed as pgcrypto would (simple S2K, AES-256, SEIPD), built without
     # reconciler.pgp so that hostile contents reach its parser past the integrity check.
     secret = passphrase.encode()
-    key = (hashlib.sha1(secret).digest() + hashlib.sha1(b"\0" + secret).digest())[:32]
+    hash_id, hash_name = s2k_hash
+    key = (hashlib.new(hash_name, secret).digest() + hashlib.new(hash_name, b"\0" + secret).digest())[:32]
     plain = bytes(18) + inner + b"\xd3\x14"  # a zero block prefix, its last two octets repeated
     plain += hashlib.sha1(plain).digest()
     block = Cipher(algorithms.AES(key), modes.ECB()).encryptor().update  # CFB by hand: cryptography deprecates its own
@@ -36,7 +37,7 @@ def _message(inner: bytes, passphrase: str = PASSPHRASE) -> bytes:
     for start in range(0, len(plain), 16):
         previous = bytes(a ^ b for a, b in zip(plain[start : start + 16], block(previous)))
         sealed += previous
-    return _packet(3, bytes([4, 9, 0, 2])) + _packet(18, b"\x01" + sealed)
+    return _packet(3, bytes([4, 9, 0, hash_id])) + _packet(18, b"\x01" + sealed)
 
 
 @pytest.mark.parametrize("cipher", ["aes128", "aes192", "aes256", "3des", "cast5", "bf"])
@@ -89,6 +90,20 @@ def test_truncated_messages_are_refused() -> None:
     for length in range(len(message)):
         with pytest.raises(pgp.PgpError):
             pgp.decrypt(message[:length], PASSPHRASE)
+
+
+@pytest.mark.parametrize(
+    ("cipher", "algorithm_id"), [("3des", 2), ("cast5", 3), ("bf", 4), ("aes128", 7), ("aes192", 8), ("aes256", 9)]
+)
+def test_the_message_names_its_cipher_by_the_openpgp_id(cipher: str, algorithm_id: int) -> None:
+    assert pgp.encrypt(CANARY_KEY, PASSPHRASE, cipher=cipher)[3] == algorithm_id  # RFC 4880 9.2: what pgcrypto reads
+
+
+def test_packet_lengths_at_the_edges_of_each_header_form_round_trip() -> None:
+    # the literal packet holds the text and 6 octets; the data packet that, the literal's header and 41 octets
+    for length in [*range(135, 200), *range(8320, 8390)]:
+        text = "k" * length
+        assert pgp.decrypt(pgp.encrypt(text, PASSPHRASE), PASSPHRASE) == text
 
 
 def test_an_unknown_cipher_is_refused() -> None:
@@ -189,3 +204,11 @@ def test_hostile_inner_packets_are_pgp_errors(inner: bytes, error: str) -> None:
 def test_text_literals_read_crlf_as_lf_and_binary_ones_keep_it(literal_format: bytes, expected: str) -> None:
     literal = _packet(11, literal_format + bytes([7]) + b"key.txt" + bytes(4) + b"a\r\nb")  # with a file name
     assert pgp.decrypt(_message(literal), PASSPHRASE) == expected
+
+
+@pytest.mark.parametrize(
+    "s2k_hash", [(1, "md5"), (2, "sha1"), (8, "sha256"), (9, "sha384"), (10, "sha512"), (11, "sha224")]
+)
+def test_every_s2k_hash_of_the_sha_family_and_md5_opens(s2k_hash: tuple[int, str]) -> None:
+    # pgcrypto writes md5 or sha1; GnuPG (an admin page may use it) writes the SHA-2 family
+    assert pgp.decrypt(_message(_literal(CANARY_KEY.encode()), s2k_hash=s2k_hash), PASSPHRASE) == CANARY_KEY
