@@ -24,6 +24,11 @@ def _literal(data: bytes) -> bytes:
     return _packet(11, b"t\x00" + bytes(4) + data)
 
 
+def _old_packet(tag: int, body: bytes, kind: int) -> bytes:
+    length = b"" if kind == 3 else len(body).to_bytes((1, 2, 4)[kind], "big")  # kind 3: to the end of the message
+    return bytes([0x80 | tag << 2 | kind]) + length + body
+
+
 def _message(inner: bytes, passphrase: str = PASSPHRASE, s2k_hash: tuple[int, str] = (2, "sha1")) -> bytes:
     # Any inner packets sealed as pgcrypto would (simple S2K, AES-256, SEIPD), built without
     # reconciler.pgp so that hostile contents reach its parser past the integrity check.
@@ -212,3 +217,27 @@ def test_text_literals_read_crlf_as_lf_and_binary_ones_keep_it(literal_format: b
 def test_every_s2k_hash_of_the_sha_family_and_md5_opens(s2k_hash: tuple[int, str]) -> None:
     # pgcrypto writes md5 or sha1; GnuPG (an admin page may use it) writes the SHA-2 family
     assert pgp.decrypt(_message(_literal(CANARY_KEY.encode()), s2k_hash=s2k_hash), PASSPHRASE) == CANARY_KEY
+
+
+
+@pytest.mark.parametrize(
+    ("skesk", "error"),
+    [
+        (bytes([4, 9, 3, 2]) + bytes(8), "truncated S2K specifier"),  # iterated, no count octet
+        (bytes([4, 9, 1, 2]) + bytes(5), "truncated S2K specifier"),  # salted, a short salt
+        (bytes([4, 9, 2, 2]), "unsupported S2K mode 2"),
+        (bytes([5, 9, 3, 2]) + bytes(9), "unsupported symmetric-key packet version"),
+        (bytes([4, 9, 0]), "unsupported symmetric-key packet version"),
+    ],
+    ids=["no-count", "short-salt", "mode-2", "version-5", "three-octets"],
+)
+def test_a_damaged_passphrase_packet_is_a_pgp_error(skesk: bytes, error: str) -> None:
+    with pytest.raises(pgp.PgpError, match=error):
+        pgp.decrypt(_packet(3, skesk) + _packet(18, b"\x01" + bytes(64)), PASSPHRASE)
+
+
+@pytest.mark.parametrize("kind", [0, 1, 2, 3])
+def test_old_format_packets_open(kind: int) -> None:
+    # old-format headers hold tags below 16 only: here the literal data packet
+    literal = _old_packet(11, b"t\x00" + bytes(4) + CANARY_KEY.encode(), kind)
+    assert pgp.decrypt(_message(literal), PASSPHRASE) == CANARY_KEY
