@@ -160,9 +160,10 @@ def test_a_hand_sealed_message_opens() -> None:
     assert pgp.decrypt(_message(_packet(10, b"PGP") + _literal(b"x")), PASSPHRASE) == "x"  # a marker packet is skipped
 
 
-def test_a_message_without_literal_data_is_a_pgp_error() -> None:
+@pytest.mark.parametrize("inner", [_packet(10, b"PGP"), b""], ids=["marker-only", "empty"])
+def test_a_message_without_literal_data_is_a_pgp_error(inner: bytes) -> None:
     with pytest.raises(pgp.PgpError, match="holds no literal data"):
-        pgp.decrypt(_message(_packet(10, b"PGP")), PASSPHRASE)
+        pgp.decrypt(_message(inner), PASSPHRASE)
 
 
 
@@ -241,3 +242,11 @@ def test_old_format_packets_open(kind: int) -> None:
     # old-format headers hold tags below 16 only: here the literal data packet
     literal = _old_packet(11, b"t\x00" + bytes(4) + CANARY_KEY.encode(), kind)
     assert pgp.decrypt(_message(literal), PASSPHRASE) == CANARY_KEY
+
+
+@pytest.mark.parametrize("kind", [0, 1, 2])
+def test_an_old_format_packet_longer_than_the_message_is_refused(kind: int) -> None:
+    literal = _old_packet(11, b"t\x00" + bytes(4) + CANARY_KEY.encode(), kind)
+    claimed_longer = literal[:1] + (len(literal) + 1).to_bytes((1, 2, 4)[kind], "big") + literal[1 + (1, 2, 4)[kind] :]
+    with pytest.raises(pgp.PgpError, match="truncated OpenPGP packet"):
+        pgp.decrypt(_message(claimed_longer), PASSPHRASE)
