@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from typing import Callable
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -244,9 +245,17 @@ def test_old_format_packets_open(kind: int) -> None:
     assert pgp.decrypt(_message(literal), PASSPHRASE) == CANARY_KEY
 
 
-@pytest.mark.parametrize("kind", [0, 1, 2])
-def test_an_old_format_packet_longer_than_the_message_is_refused(kind: int) -> None:
-    literal = _old_packet(11, b"t\x00" + bytes(4) + CANARY_KEY.encode(), kind)
-    claimed_longer = literal[:1] + (len(literal) + 1).to_bytes((1, 2, 4)[kind], "big") + literal[1 + (1, 2, 4)[kind] :]
+@pytest.mark.parametrize(
+    "header",
+    [
+        lambda length: bytes([0x80 | 11 << 2 | 0, length]),
+        lambda length: bytes([0x80 | 11 << 2 | 1]) + length.to_bytes(2, "big"),
+        lambda length: bytes([0x80 | 11 << 2 | 2]) + length.to_bytes(4, "big"),
+        lambda length: bytes([0xC0 | 11, 0xFF]) + length.to_bytes(4, "big"),
+    ],
+    ids=["old-1", "old-2", "old-4", "new-5"],
+)
+def test_a_packet_claiming_more_than_the_message_holds_is_refused(header: Callable[[int], bytes]) -> None:
+    body = b"t\x00" + bytes(4) + CANARY_KEY.encode()
     with pytest.raises(pgp.PgpError, match="truncated OpenPGP packet"):
-        pgp.decrypt(_message(claimed_longer), PASSPHRASE)
+        pgp.decrypt(_message(header(len(body) + 1) + body), PASSPHRASE)
