@@ -191,6 +191,7 @@ def test_a_compressed_literal_opens(compressed: bytes) -> None:
     ("inner", "error"),
     [
         (_packet(8, b""), "empty compressed packet"),
+        (_old_packet(8, b"", 0), "empty compressed packet"),  # its length octet the last of the message
         (_packet(8, b"\x03BZh91AY&SY"), "unsupported compression algorithm 3"),
         (_packet(8, b"\x01not deflate at all"), "the compressed data is damaged"),
         (_packet(8, b"\x02" + zlib.compress(_literal(bytes(2 << 20)))), "too large for an API key"),
@@ -198,7 +199,7 @@ def test_a_compressed_literal_opens(compressed: bytes) -> None:
         (_packet(2, b"a signature"), r"unexpected OpenPGP packet \(tag 2\)"),
         (_packet(11, b"t\x00\x00\x00\x00"), "literal data packet too short"),
     ],
-    ids=["empty", "bzip2", "damaged", "bomb", "nested", "signature", "short-literal"],
+    ids=["empty", "empty-old-format", "bzip2", "damaged", "bomb", "nested", "signature", "short-literal"],
 )
 def test_hostile_inner_packets_are_pgp_errors(inner: bytes, error: str) -> None:
     with pytest.raises(pgp.PgpError, match=error):
