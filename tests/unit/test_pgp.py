@@ -246,6 +246,15 @@ def test_old_format_packets_open(kind: int) -> None:
     assert pgp.decrypt(_message(literal), PASSPHRASE) == CANARY_KEY
 
 
+def test_partial_lengths_of_every_chunk_size_open() -> None:
+    text = "k" * 600
+    body = b"t\x00" + bytes(4) + text.encode()
+    # the first chunk at least 512 octets (RFC 4880 4.2.2.4), then chunks of 1 and 2, then a definite length
+    literal = bytes([0xC0 | 11, 0xE9]) + body[:512] + b"\xe0" + body[512:513] + b"\xe1" + body[513:515]
+    literal += bytes([len(body) - 515]) + body[515:]
+    assert pgp.decrypt(_message(literal), PASSPHRASE) == text
+
+
 @pytest.mark.parametrize(
     "header",
     [
@@ -253,8 +262,9 @@ def test_old_format_packets_open(kind: int) -> None:
         lambda length: bytes([0x80 | 11 << 2 | 1]) + length.to_bytes(2, "big"),
         lambda length: bytes([0x80 | 11 << 2 | 2]) + length.to_bytes(4, "big"),
         lambda length: bytes([0xC0 | 11, 0xFF]) + length.to_bytes(4, "big"),
+        lambda length: bytes([0xC0 | 11, 0xE9]),  # a partial length: a chunk of 512 octets, then more
     ],
-    ids=["old-1", "old-2", "old-4", "new-5"],
+    ids=["old-1", "old-2", "old-4", "new-5", "new-partial"],
 )
 def test_a_packet_claiming_more_than_the_message_holds_is_refused(header: Callable[[int], bytes]) -> None:
     body = b"t\x00" + bytes(4) + CANARY_KEY.encode()
