@@ -30,19 +30,29 @@ def _old_packet(tag: int, body: bytes, kind: int) -> bytes:
     return bytes([0x80 | tag << 2 | kind]) + length + body
 
 
-def _message(inner: bytes, passphrase: str = PASSPHRASE, s2k_hash: tuple[int, str] = (2, "sha1")) -> bytes:
-    # Any inner packets sealed as pgcrypto would (simple S2K, AES-256, SEIPD), built without
-    # reconciler.pgp so that hostile contents reach its parser past the integrity check.
+def _simple_s2k_key(passphrase: str, hash_name: str = "sha1") -> bytes:
+    """The AES-256 key of a simple S2K (RFC 4880 3.7.1.1), two hash contexts, by hand."""
     secret = passphrase.encode()
-    hash_id, hash_name = s2k_hash
-    key = (hashlib.new(hash_name, secret).digest() + hashlib.new(hash_name, b"\0" + secret).digest())[:32]
-    plain = bytes(18) + inner + b"\xd3\x14"  # a zero block prefix, its last two octets repeated
-    plain += hashlib.sha1(plain).digest()
-    block = Cipher(algorithms.AES(key), modes.ECB()).encryptor().update  # CFB by hand: cryptography deprecates its own
+    return (hashlib.new(hash_name, secret).digest() + hashlib.new(hash_name, b"\0" + secret).digest())[:32]
+
+
+def _cfb_encrypt(key: bytes, plain: bytes) -> bytes:
+    """AES CFB from a zero IV, by hand (cryptography deprecates its own CFB)."""
+    block = Cipher(algorithms.AES(key), modes.ECB()).encryptor().update
     sealed, previous = b"", bytes(16)
     for start in range(0, len(plain), 16):
         previous = bytes(a ^ b for a, b in zip(plain[start : start + 16], block(previous)))
         sealed += previous
+    return sealed
+
+
+def _message(inner: bytes, passphrase: str = PASSPHRASE, s2k_hash: tuple[int, str] = (2, "sha1")) -> bytes:
+    # Any inner packets sealed as pgcrypto would (simple S2K, AES-256, SEIPD), built without
+    # reconciler.pgp so that hostile contents reach its parser past the integrity check.
+    hash_id, hash_name = s2k_hash
+    plain = bytes(18) + inner + b"\xd3\x14"  # a zero block prefix, its last two octets repeated
+    plain += hashlib.sha1(plain).digest()
+    sealed = _cfb_encrypt(_simple_s2k_key(passphrase, hash_name), plain)
     return _packet(3, bytes([4, 9, 0, hash_id])) + _packet(18, b"\x01" + sealed)
 
 
@@ -195,7 +205,8 @@ def test_a_compressed_literal_opens(compressed: bytes) -> None:
         (_old_packet(8, b"", 0), "empty compressed packet"),  # its length octet the last of the message
         (_packet(8, b"\x03BZh91AY&SY"), "unsupported compression algorithm 3"),
         (_packet(8, b"\x01not deflate at all"), "the compressed data is damaged"),
-        (_packet(8, b"\x02" + zlib.compress(_literal(bytes(2 << 20)))), "too large for an API key"),
+        # a megabyte of text: its literal packet's header puts it just over the limit
+        (_packet(8, b"\x02" + zlib.compress(_literal(bytes(1 << 20)))), "too large for an API key"),
         (_packet(8, b"\x00" + _packet(8, b"\x00" + _literal(b"x"))), r"unexpected OpenPGP packet \(tag 8\)"),
         (_packet(2, b"a signature"), r"unexpected OpenPGP packet \(tag 2\)"),
         (_packet(11, b"t\x00\x00\x00\x00"), "literal data packet too short"),
@@ -271,3 +282,24 @@ def test_a_packet_claiming_more_than_the_message_holds_is_refused(header: Callab
     body = b"t\x00" + bytes(4) + CANARY_KEY.encode()
     with pytest.raises(pgp.PgpError, match="truncated OpenPGP packet"):
         pgp.decrypt(_message(header(len(body) + 1) + body), PASSPHRASE)
+
+
+@pytest.mark.parametrize("first", [0x00, 0x3F, 0x7F], ids=["zero", "old-format-bits", "new-format-bits"])
+def test_a_message_that_does_not_start_with_a_packet_header_is_called_so(first: int) -> None:
+    # RFC 4880 4.2: the first octet of every packet has its high bit set
+    message = bytes([first]) + pgp.encrypt(CANARY_KEY, PASSPHRASE)[1:]
+    with pytest.raises(pgp.PgpError, match=r"^not an OpenPGP message \(bad packet header\)$"):
+        pgp.decrypt(message, PASSPHRASE)
+
+
+@pytest.mark.parametrize(
+    ("length", "error"),
+    [(17, "encrypted packet too short"), (18, "the message holds no literal data")],
+    ids=["block-plus-one", "prefix-only"],
+)
+def test_a_packet_without_integrity_protection_needs_its_whole_block_prefix(length: int, error: str) -> None:
+    # Tag 9 (no MDC): a 16-octet block prefix and its last two octets repeated come first;
+    # one octet less is too short, the prefix alone opens and holds nothing.
+    prefix = _cfb_encrypt(_simple_s2k_key(PASSPHRASE), bytes(18))[:length]
+    with pytest.raises(pgp.PgpError, match=f"^{error}$"):
+        pgp.decrypt(_packet(3, bytes([4, 9, 0, 2])) + _packet(9, prefix), PASSPHRASE)
