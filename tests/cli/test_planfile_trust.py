@@ -30,11 +30,18 @@ def _edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
     path.write_text(json.dumps(document, indent=2, sort_keys=True))
 
 
+def _set_in_definition(field: str, value: str) -> Callable[[dict[str, Any]], None]:
+    def change(document: dict[str, Any]) -> None:
+        for entry in document["definitions"]:
+            if entry["definition"]["name"] == "gpt-4o-mini":
+                entry["definition"][field] = value
+
+    return change
+
+
 def _endpoint_everywhere(document: dict[str, Any]) -> None:
     """The consistent forgery: the endpoint moved in the definitions and in the plan's actions."""
-    for entry in document["definitions"]:
-        if entry["definition"]["name"] == "gpt-4o-mini":
-            entry["definition"]["api_endpoint"] = "http://attacker.invalid/"
+    _set_in_definition("api_endpoint", "http://attacker.invalid/")(document)
     for action in document["plan"]["actions"]:
         for change in action["changes"]:
             if action["name"] == "gpt-4o-mini" and change["field"] == "api_endpoint":
@@ -68,13 +75,14 @@ def _sign(document: dict[str, Any]) -> None:
     document["mac"] = document_mac(document, APPLY_ENV["LLM_REGISTRY_ENCRYPTION_KEY"])
 
 
-def _set_in_definition(field: str, value: str) -> Callable[[dict[str, Any]], None]:
-    def change(document: dict[str, Any]) -> None:
-        for entry in document["definitions"]:
-            if entry["definition"]["name"] == "gpt-4o-mini":
-                entry["definition"][field] = value
-
-    return change
+def _apply_refused(run_cli: Any, planfile: Path, database_url: str, engine: Any, fake_provider: Any) -> str:
+    """apply PLANFILE, which must refuse with exit 1 and change nothing; its stderr."""
+    before = snapshot(engine)
+    result = run_cli("apply", str(planfile), "--database-url", database_url, env=APPLY_ENV)
+    assert result.exit_code == 1, result.output
+    assert snapshot(engine) == before
+    assert fake_provider.request_count() == 0  # nothing was even tested
+    return result.stderr
 
 
 @pytest.mark.parametrize(
@@ -92,12 +100,8 @@ def _set_in_definition(field: str, value: str) -> Callable[[dict[str, Any]], Non
 )
 def test_any_edit_of_a_plan_file_is_refused(run_cli: Any, planfile: Path, database_url: str, engine: Any, fake_provider: Any, change: Any) -> None:
     _edit(planfile, change)
-    before = snapshot(engine)
-    result = run_cli("apply", str(planfile), "--database-url", database_url, env=APPLY_ENV)
-    assert result.exit_code == 1, result.output
-    assert f"error: {planfile} was changed after plan wrote it, or signed under another LLM_REGISTRY_ENCRYPTION_KEY" in result.stderr
-    assert snapshot(engine) == before
-    assert fake_provider.request_count() == 0  # nothing was even tested
+    stderr = _apply_refused(run_cli, planfile, database_url, engine, fake_provider)
+    assert f"error: {planfile} was changed after plan wrote it, or signed under another LLM_REGISTRY_ENCRYPTION_KEY" in stderr
 
 
 def test_a_plan_file_signed_under_another_passphrase_is_refused(run_cli: Any, planfile: Path, database_url: str, engine: Any) -> None:
@@ -187,16 +191,6 @@ def test_out_through_a_symlink_keeps_the_link(run_cli: Any, registry_dir: Path, 
     result = run_cli("plan", str(registry_dir), "--database-url", database_url, "--out", str(link), env=APPLY_ENV)
     assert result.exit_code == 0, result.output
     assert link.is_symlink() and json.loads(target.read_text())["kind"] == "llm-registry-plan"
-
-
-def _apply_refused(run_cli: Any, planfile: Path, database_url: str, engine: Any, fake_provider: Any) -> str:
-    """apply PLANFILE, which must refuse with exit 1 and change nothing; its stderr."""
-    before = snapshot(engine)
-    result = run_cli("apply", str(planfile), "--database-url", database_url, env=APPLY_ENV)
-    assert result.exit_code == 1, result.output
-    assert snapshot(engine) == before
-    assert fake_provider.request_count() == 0
-    return result.stderr
 
 
 @pytest.mark.parametrize(
