@@ -3,7 +3,8 @@
 For each target module it makes small, plausible bugs (mutants), one at a time, in a
 scratch copy of the repository, runs the tests that cover the module with
 `pytest -x` (the leading unit-test files first, then the rest), and counts a mutant
-as killed when they fail (or time out), survived when they pass. Prints the score per module and every survivor with its line.
+as killed when they fail (or time out), survived when they pass. Prints the score per
+module and every survivor with its line.
 
     .venv/bin/python bench/mutation.py                          # every target, every mutant (hours)
     .venv/bin/python bench/mutation.py --module plan --module policy

@@ -50,7 +50,6 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-
 llm_models = Table(
     "llm_models",
     metadata,
