@@ -23,7 +23,6 @@ benchmark process's own (user + system) per test, fake included only in process.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import multiprocessing
 import resource
@@ -35,7 +34,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconciler.connection import ConnectionTarget, _litellm, close_litellm_clients, test_connections  # noqa: E402
+from reconciler.connection import ConnectionTarget, _litellm, run_connection_tests  # noqa: E402
 from reconciler.providers import PROVIDER_MATRIX  # noqa: E402
 from tests.fakes.provider import FakeProvider  # noqa: E402
 
@@ -120,25 +119,26 @@ def make_targets(fake: Any, count: int, latency: float, providers: list[str], pr
     return targets
 
 
-async def run(args: argparse.Namespace, fake: Any) -> tuple[float, float, float, int, int]:
-    """(warm-up seconds, measured seconds, measured CPU seconds, failures, max requests in flight)."""
-    providers = list(KINDS) if args.provider == "all" else [args.provider]
-    try:
-        warm = make_targets(fake, len([1 for p in providers for _ in KINDS[p]]), 0.0, providers, "warm")
-        started = time.perf_counter()
-        await test_connections(warm, concurrency=args.concurrency, timeout=args.timeout)
-        warm_seconds = time.perf_counter() - started
+def run(args: argparse.Namespace, fake: Any) -> tuple[float, float, float, int, int]:
+    """(warm-up seconds, measured seconds, measured CPU seconds, failures, max requests in flight).
 
-        fake.reset()
-        targets = make_targets(fake, args.n, args.latency, providers, "bench")
-        cpu_started = _cpu_seconds()
-        started = time.perf_counter()
-        results = await test_connections(targets, concurrency=args.concurrency, timeout=args.timeout)
-        seconds = time.perf_counter() - started
-        cpu = _cpu_seconds() - cpu_started
-        return warm_seconds, seconds, cpu, sum(not r.ok for r in results), fake.max_in_flight
-    finally:
-        await close_litellm_clients()
+    Each round is one `run_connection_tests`, as `apply` and `test` run them: its own
+    event loop, the tests, LiteLLM's clients closed at the end.
+    """
+    providers = list(KINDS) if args.provider == "all" else [args.provider]
+    warm = make_targets(fake, len([1 for p in providers for _ in KINDS[p]]), 0.0, providers, "warm")
+    started = time.perf_counter()
+    run_connection_tests(warm, concurrency=args.concurrency, timeout=args.timeout)
+    warm_seconds = time.perf_counter() - started
+
+    fake.reset()
+    targets = make_targets(fake, args.n, args.latency, providers, "bench")
+    cpu_started = _cpu_seconds()
+    started = time.perf_counter()
+    results = run_connection_tests(targets, concurrency=args.concurrency, timeout=args.timeout)
+    seconds = time.perf_counter() - started
+    cpu = _cpu_seconds() - cpu_started
+    return warm_seconds, seconds, cpu, sum(not r.ok for r in results), fake.max_in_flight
 
 
 def _cpu_seconds() -> float:
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     import_seconds = time.perf_counter() - started
 
     with (FakeProvider() if args.fake_in_process else RemoteFake()) as fake:
-        warm_seconds, seconds, cpu, failures, in_flight = asyncio.run(run(args, fake))
+        warm_seconds, seconds, cpu, failures, in_flight = run(args, fake)
 
     ideal = math.ceil(args.n / args.concurrency) * args.latency
     ratio = seconds / ideal if ideal else float("nan")

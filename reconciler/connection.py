@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextvars
+import functools
 import json
 import logging
 import math
@@ -436,6 +438,7 @@ def _litellm() -> Any:
     for logger_name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
         logging.getLogger(logger_name).setLevel(logging.ERROR)
     _skip_bookkeeping(litellm)
+    _find_request_builders()
     _LITELLM = litellm
     return litellm
 
@@ -516,8 +519,66 @@ def _skip_bookkeeping(litellm: Any) -> None:
         OllamaModelInfo.get_model_info = _skipped_for_our_calls(OllamaModelInfo.get_model_info)
 
 
+# LiteLLM's synchronous `completion` and `embedding`, which its `acompletion` and
+# `aembedding` hand to the event loop's default executor (found by `_litellm()`).
+_REQUEST_BUILDERS: tuple[Callable[..., Any], ...] = ()
+
+
+def _find_request_builders() -> None:
+    global _REQUEST_BUILDERS
+    try:
+        import litellm.main as litellm_main
+    except ImportError:  # pragma: no cover - layout of other LiteLLM versions
+        return
+    _REQUEST_BUILDERS = tuple(
+        builder for builder in (getattr(litellm_main, "completion", None), getattr(litellm_main, "embedding", None))
+        if callable(builder)
+    )
+
+
+def builds_our_request(fn: Callable[..., Any]) -> bool:
+    """Whether `fn` is LiteLLM building the request of one of our calls: the
+    `partial(context.run, partial(completion or embedding, ...))` its `acompletion` and
+    `aembedding` hand to the executor while a connection test runs."""
+    if not _OUR_CALL.get() or not isinstance(fn, functools.partial) or len(fn.args) != 1 or fn.keywords:
+        return False
+    if not isinstance(getattr(fn.func, "__self__", None), contextvars.Context):
+        return False
+    inner = fn.args[0]
+    return isinstance(inner, functools.partial) and any(inner.func is builder for builder in _REQUEST_BUILDERS)
+
+
+class RequestBuildingInline(concurrent.futures.ThreadPoolExecutor):
+    """The default executor of a connection-test run's event loop.
+
+    LiteLLM's `acompletion` and `aembedding` run the synchronous `completion` and
+    `embedding` in the loop's default executor; for our calls they only build the
+    request and return a coroutine, without I/O (pricing and Ollama's model lookup are
+    skipped, see `_skip_bookkeeping`). In a thread that is a hand-off per test and
+    the GIL passed to and fro between the thread and the loop: at N=1000 about 15 %
+    of the wall time (bench/connection.py). So those run inline, on the loop; anything
+    else -- aiohttp's DNS lookups above all, which can block for seconds -- goes to
+    threads as before.
+    """
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        """Run LiteLLM's request building for our calls now, anything else in a thread."""
+        if args or kwargs or not builds_our_request(fn):
+            return super().submit(fn, *args, **kwargs)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            future.set_result(fn())
+        except Exception as exc:  # noqa: BLE001 - delivered to the awaiting call, as from a thread
+            future.set_exception(exc)
+        return future
+
+
+# (provider, kind) pairs whose LiteLLM code `_warm_up` has loaded in this process.
+_WARMED: set[tuple[str, str]] = set()
+
+
 async def _warm_up(litellm: Any, targets: Sequence[ConnectionTarget], timeout: float) -> None:
-    """Load LiteLLM's provider code before any test's timer starts.
+    """Load LiteLLM's provider code before any test's timer starts, once per process.
 
     LiteLLM imports each provider's handlers, transports and clients on its first call
     (hundreds of ms; seconds on a busy machine), which would count as the first
@@ -525,7 +586,7 @@ async def _warm_up(litellm: Any, targets: Sequence[ConnectionTarget], timeout: f
     process holds bound but never listens on, so it is refused at once: no byte leaves
     the machine and no key is sent (a placeholder stands in).
     """
-    kinds = sorted({(t.provider, t.type) for t in targets if precheck(t) is None})
+    kinds = sorted({(t.provider, t.type) for t in targets if precheck(t) is None} - _WARMED)
     if not kinds:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -546,6 +607,7 @@ async def _warm_up(litellm: Any, targets: Sequence[ConnectionTarget], timeout: f
                 pass
 
         await asyncio.gather(*(probe(target) for target in probes))
+    _WARMED.update(kinds)
 
 
 async def close_litellm_clients() -> None:
@@ -645,9 +707,14 @@ def run_connection_tests(
     timeout: float = DEFAULT_TIMEOUT,
     on_result: Callable[[ConnectionResult], None] | None = None,
 ) -> list[ConnectionResult]:
-    """Synchronous `test_connections`: owns an event loop and closes LiteLLM's clients before it ends."""
+    """Synchronous `test_connections`: owns an event loop and closes LiteLLM's clients before it ends.
+
+    The loop's default executor is a `RequestBuildingInline`: LiteLLM builds our
+    requests on the loop, not in threads.
+    """
 
     async def main() -> list[ConnectionResult]:
+        asyncio.get_running_loop().set_default_executor(RequestBuildingInline(thread_name_prefix="llm-registry-io"))
         try:
             return await test_connections(targets, concurrency=concurrency, timeout=timeout, on_result=on_result)
         finally:
