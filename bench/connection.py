@@ -8,6 +8,7 @@ never an assertion.
 
     .venv/bin/python -m bench.connection                    # N=100, L=0.2, c=8, all providers
     .venv/bin/python -m bench.connection -n 200 -c 16 --latency 0.1 --provider openai
+    .venv/bin/python -m bench.connection -n 1000 -c 32 --latency 0.05 --executor-threads   # as before, for A/B
 
 LiteLLM's import and each provider's first call (LiteLLM imports provider code
 lazily) are done in a warm-up round that is reported separately, not timed.
@@ -23,6 +24,7 @@ benchmark process's own (user + system) per test, fake included only in process.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import math
 import multiprocessing
 import resource
@@ -34,6 +36,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reconciler import connection  # noqa: E402
 from reconciler.connection import ConnectionTarget, _litellm, run_connection_tests  # noqa: E402
 from reconciler.providers import PROVIDER_MATRIX  # noqa: E402
 from tests.fakes.provider import FakeProvider  # noqa: E402
@@ -158,7 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         "--fake-in-process", action="store_true",
         help="run the fake provider in a thread of this process (its CPU then counts against the client)",
     )
+    parser.add_argument(
+        "--executor-threads", action="store_true",
+        help="let LiteLLM build requests in executor threads, as before RequestBuildingInline (an A/B reference)",
+    )
     args = parser.parse_args(argv)
+    if args.executor_threads:
+        connection.RequestBuildingInline = concurrent.futures.ThreadPoolExecutor  # type: ignore[misc]
 
     started = time.perf_counter()
     _litellm()
@@ -172,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     where = "in this process" if args.fake_in_process else "in its own process"
     print(f"models         {args.n} ({args.provider}), latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}")
     print(f"fake provider  {where}")
+    print(f"request builds {'in executor threads (--executor-threads)' if args.executor_threads else 'on the event loop'}")
     print(f"litellm import {import_seconds:.2f} s (not timed below); warm-up round {warm_seconds:.2f} s")
     print(f"wall time      {seconds:.3f} s")
     print(f"ideal          {ideal:.3f} s  = ceil({args.n}/{args.concurrency}) x {args.latency:g} s")
