@@ -555,7 +555,7 @@ class RequestBuildingInline(concurrent.futures.ThreadPoolExecutor):
     `embedding` in the loop's default executor; for our calls they only build the
     request and return a coroutine, without I/O (pricing and Ollama's model lookup are
     skipped, see `_skip_bookkeeping`). In a thread that is a hand-off per test and
-    the GIL passed to and fro between the thread and the loop: at N=1000 about 15 %
+    the GIL passed to and fro between the thread and the loop: at N=1000 15-20 %
     of the wall time (bench/connection.py). So those run inline, on the loop; anything
     else -- aiohttp's DNS lookups above all, which can block for seconds -- goes to
     threads as before.
