@@ -81,6 +81,12 @@ TARGETS: dict[str, list[str]] = {
     "secrets": ["tests/unit/test_secrets.py", "tests/integration/test_secrets.py", "tests/integration/test_state.py",
                 "tests/cli/test_rotate.py", "tests/cli/test_canary.py", "tests/cli/test_server_log.py",
                 "tests/cli/test_apply.py", "tests/cli/test_admin_page_takeover.py", "tests/integration/test_legacy.py"],
+    # Connection tests: classification, messages scrubbed of the key, LiteLLM tamed and
+    # the executor that builds its requests on the loop; the pure tests first.
+    "connection": ["tests/unit/test_connection_pure.py", "tests/integration/test_connection_executor.py",
+                   "tests/integration/test_connection.py", "tests/integration/test_connection_bookkeeping.py",
+                   "tests/integration/test_connection_imports.py", "tests/cli/test_test_command.py",
+                   "tests/cli/test_canary.py", "tests/integration/test_requested_dimensions.py"],
     "planfile": ["tests/unit/test_plan.py", "tests/cli/test_planfile_trust.py", "tests/cli/test_plan_output.py",
                  "tests/cli/test_target.py", "tests/cli/test_apply_audit_paths.py", "tests/cli/test_apply_failures.py",
                  "tests/cli/test_canary.py", "tests/cli/test_day_two.py"],

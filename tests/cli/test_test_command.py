@@ -376,3 +376,29 @@ def test_from_db_works_for_a_read_only_role(
     assert read_audit_events(connection) == []
     fake_provider.set_model("stored-gpt", status=500)
     assert run_cli("test", "--from-db", "--database-url", read_only_url, env=_db_env()).exit_code == 1
+
+
+@pytest.mark.db
+def test_from_db_never_shows_a_credential_in_a_stored_endpoint(
+    run_cli, closed_port_url: str, database_url: str, connection: Any
+) -> None:
+    # A row made by hand (the admin page's era) may carry a token in its endpoint's query,
+    # which validate refuses in git: LiteLLM is given, and the message names, the base URL
+    # only (providers.translate_endpoint keeps scheme, host and path).
+    from sqlalchemy import text
+
+    from tests.dbutil import insert_model
+
+    insert_model(connection, name="leaky", type="generation", provider="openai", model_id="gpt-4o-mini",
+                 api_endpoint=f"{closed_port_url}/v1?api_key={CANARY_KEY}&region=eu", api_key="sk-stored-key-0123")
+    connection.commit()
+    result = run_cli("test", "--from-db", "--database-url", database_url, "--format", "json", env=_db_env())
+    assert result.exit_code == 1
+    [item] = json.loads(result.stdout)["results"]
+    assert item["status"] == "connection_error"
+    assert item["message"] == (
+        f"cannot connect to {closed_port_url}/v1: check api_endpoint and that the service is running"
+    )
+    dump = connection.execute(text("SELECT details::text FROM registry_audit_events")).scalars().all()
+    assert len(dump) == 1 and all(CANARY_KEY not in row for row in dump)
+    assert CANARY_KEY not in result.output

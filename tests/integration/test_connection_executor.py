@@ -79,7 +79,11 @@ def _litellm_shaped(builder: Any) -> functools.partial:
     return functools.partial(contextvars.copy_context().run, functools.partial(builder, model="m"))
 
 
-def test_only_litellms_request_builders_of_our_calls_are_recognised() -> None:
+def test_only_litellms_request_builders_of_our_calls_are_recognised(monkeypatch: pytest.MonkeyPatch) -> None:
+    connection._litellm()
+    # Found when LiteLLM is configured (forced again here: another test may have set them).
+    monkeypatch.setattr(connection, "_REQUEST_BUILDERS", ())
+    monkeypatch.setattr(connection, "_LITELLM", None)
     connection._litellm()
     completion, embedding = connection._REQUEST_BUILDERS
     assert [completion.__name__, embedding.__name__] == ["completion", "embedding"]

@@ -18,6 +18,7 @@ from reconciler.connection import (
     check_embedding,
     classify_exception,
     display_endpoint,
+    embedding_length,
     failure_message,
     litellm_model,
     precheck,
@@ -102,6 +103,18 @@ def test_build_request_always_sets_timeout_and_no_retries() -> None:
     kind, kwargs = build_request(_target(type="embedding", dimensions=8, provider="cohere", model_id="embed-v3"), 2)
     assert kind == "embedding" and kwargs["input"] and kwargs["api_base"].endswith("/v2/embed")
     assert kwargs["encoding_format"] == "float"
+
+
+def test_build_request_without_endpoint_or_key_leaves_both_to_litellm() -> None:
+    # No api_base and no api_key at all (not None): LiteLLM's own defaults apply, as for a
+    # model declared without them (an Ollama on its default port).
+    kind, kwargs = build_request(_target(provider="ollama", api_key=None, key_source=None), 3)
+    assert (kind, kwargs) == ("completion", {
+        "model": "ollama_chat/gpt-4o-mini", "timeout": 3, "max_retries": 0,
+        "messages": [{"role": "user", "content": "connection test"}], "max_tokens": 1,
+    })
+    _, with_both = build_request(_target(api_endpoint="https://api.openai.com"), 3)
+    assert with_both["api_base"] == "https://api.openai.com/v1" and with_both["api_key"] == CANARY_KEY
 
 
 def test_build_request_gives_a_zero_price_only_when_asked() -> None:
@@ -278,3 +291,40 @@ def test_failure_messages_are_actionable_and_bounded(litellm_exceptions) -> None
     assert failure_message("connection_error", target, refused, 30).startswith("cannot connect to https://api.openai.com/v1")
     missing = litellm_exceptions.NotFoundError(message="nope", llm_provider="openai", model="x")
     assert "model 'gpt-4o-mini' not found" in failure_message("not_found", target, missing, 30)
+
+
+# --- messages from exceptions that are not LiteLLM's, and answers without a vector --------
+
+
+class _OwnMessage(Exception):
+    """An exception whose `message` attribute differs from its args (as the OpenAI SDK's do)."""
+
+    message = "the provider's own text"
+
+
+def test_provider_detail_prefers_the_message_attribute_then_the_first_argument() -> None:
+    assert provider_detail(_OwnMessage("the generic text")) == "the provider's own text"
+    assert provider_detail(RuntimeError("upstream said no")) == "upstream said no"
+    assert provider_detail(RuntimeError(404)) == ""  # never str() of something that is not text
+
+
+def test_provider_detail_drops_litellms_trailers_and_is_bounded() -> None:
+    detail = provider_detail(RuntimeError("model overloaded. Received Model Group=gpt-4o\nAvailable Model Group Fallbacks=None"))
+    assert detail == "model overloaded"
+    long = provider_detail(RuntimeError("word " * 200))
+    assert len(long) == 160 and long.endswith("...")
+
+
+def test_an_answer_without_a_vector_has_no_length() -> None:
+    class Item:
+        embedding = None
+
+    class Response:
+        data = [Item()]
+
+    assert embedding_length(Response()) is None
+    assert check_embedding(_target(type="embedding"), embedding_length(Response()))[0] == "provider_error"
+
+
+def test_a_type_outside_the_format_fails_before_any_request() -> None:
+    assert precheck(_target(type="rerank")) == ("provider_error", "unknown model type 'rerank'")
