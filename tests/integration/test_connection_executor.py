@@ -95,6 +95,7 @@ def test_only_litellms_request_builders_of_our_calls_are_recognised(monkeypatch:
     assert not _in_our_call(connection.builds_our_request, _litellm_shaped(print))
     assert not _in_our_call(connection.builds_our_request, functools.partial(completion, model="m"))
     assert not _in_our_call(connection.builds_our_request, functools.partial(print, _litellm_shaped(completion)))
+    assert not _in_our_call(connection.builds_our_request, functools.partial(print, functools.partial(completion, model="m")))
     shaped = _litellm_shaped(completion)
     assert not _in_our_call(connection.builds_our_request, functools.partial(shaped.func, *shaped.args, "more"))
     assert not _in_our_call(connection.builds_our_request, functools.partial(shaped.func, *shaped.args, extra=1))
