@@ -25,7 +25,6 @@ import contextvars
 import functools
 import json
 import logging
-import math
 import os
 import re
 import socket
@@ -721,14 +720,3 @@ def run_connection_tests(
             await close_litellm_clients()
 
     return asyncio.run(main())
-
-
-def summary(results: Sequence[ConnectionResult]) -> str:
-    """"N passed, M failed" for a run."""
-    failed = sum(1 for r in results if not r.ok)
-    return f"{len(results) - failed} passed, {failed} failed"
-
-
-def ideal_seconds(count: int, concurrency: int, latency: float) -> float:
-    """The best possible wall time of `count` tests of `latency` s each at `concurrency`."""
-    return math.ceil(count / concurrency) * latency if count else 0.0

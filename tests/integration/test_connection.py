@@ -354,3 +354,15 @@ def test_consecutive_runs_each_own_their_loop(fake_provider: FakeProvider) -> No
         [result] = run_connection_tests([target], timeout=5)
         assert result.ok, result.message
     assert fake_provider.request_count("again") == 3
+
+
+def test_a_run_closes_and_forgets_litellms_clients(fake_provider: FakeProvider) -> None:
+    # Its async clients belong to the run's event loop, which ends with the run.
+    fake_provider.set_model("closing", dimensions=4)
+    target = ConnectionTarget(name="closing", type="embedding", provider="openai", model_id="closing",
+                              api_endpoint=fake_provider.url, api_key="k", dimensions=4)
+    [result] = run_connection_tests([target], timeout=5)
+    assert result.ok, result.message
+    import litellm  # imported (offline and quiet) by the run
+
+    assert litellm.in_memory_llm_clients_cache.cache_dict == {}

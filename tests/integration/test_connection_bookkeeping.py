@@ -28,6 +28,8 @@ def counted(name, key, is_async):
             return original(self, *a, **k)
     setattr(Logging, name, wrapper)
 counted("response_cost_calculator", "cost", False)
+counted("success_handler", "success", False)
+counted("failure_handler", "failure", False)
 counted("async_success_handler", "success", True)
 counted("async_failure_handler", "failure", True)
 calls["price entries"] = 0

@@ -41,9 +41,9 @@ def _targets(fake: FakeProvider) -> list[ConnectionTarget]:
 @pytest.fixture
 def litellm_builder_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The threads LiteLLM's `completion` and `embedding` run in (recorded, then called as they are)."""
+    connection._litellm()  # first: LiteLLM imported offline and quiet
     import litellm.main
 
-    connection._litellm()
     threads: list[str] = []
     for name in ("completion", "embedding"):
         original = getattr(litellm.main, name)

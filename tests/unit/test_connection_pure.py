@@ -15,6 +15,7 @@ from reconciler.connection import (
     ConnectionResult,
     ConnectionTarget,
     build_request,
+    check_completion,
     check_embedding,
     classify_exception,
     display_endpoint,
@@ -328,3 +329,44 @@ def test_an_answer_without_a_vector_has_no_length() -> None:
 
 def test_a_type_outside_the_format_fails_before_any_request() -> None:
     assert precheck(_target(type="rerank")) == ("provider_error", "unknown model type 'rerank'")
+
+
+# Transport failures are recognised by class name (connection.py stays importable without
+# httpx or aiohttp): each name a transport below LiteLLM raises, stood in for by a class
+# of that name with no text that would give it away.
+TRANSPORT_CONNECTION_FAILURES = [
+    "ConnectError", "ConnectionError", "ConnectionRefusedError", "ConnectionResetError", "ClientConnectorError",
+    "ClientConnectionError", "ServerDisconnectedError", "ClientOSError", "gaierror", "RemoteProtocolError",
+]
+TRANSPORT_TIMEOUTS = [
+    "Timeout", "TimeoutError", "APITimeoutError", "ReadTimeout", "ConnectTimeout", "PoolTimeout", "WriteTimeout",
+    "TimeoutException", "ServerTimeoutError",
+]
+
+
+@pytest.mark.parametrize("name", TRANSPORT_CONNECTION_FAILURES)
+def test_a_transport_failure_in_the_cause_chain_is_a_connection_error(name: str) -> None:
+    wrapper = RuntimeError("litellm.APIError: something went wrong")
+    wrapper.__cause__ = type(name, (Exception,), {})("")
+    assert classify_exception(wrapper) == "connection_error"
+
+
+@pytest.mark.parametrize("name", TRANSPORT_TIMEOUTS)
+def test_a_transport_timeout_is_a_timeout_error(name: str) -> None:
+    assert classify_exception(type(name, (Exception,), {})("")) == "timeout_error"
+
+
+def test_display_endpoint_drops_a_user_name_without_password() -> None:
+    # http://TOKEN@host: a token written as the user name is a credential too.
+    shown = display_endpoint(_target(provider="ollama", api_endpoint=f"http://{CANARY_KEY}@ollama:11434"))
+    assert shown == "http://ollama:11434"
+
+
+def test_answers_without_data_or_choices_fail_the_test() -> None:
+    class Empty:
+        data: list = []
+        choices: list = []
+
+    assert embedding_length(Empty()) is None and embedding_length(object()) is None
+    assert check_completion(Empty()) == ("provider_error", "provider error: the answer held no completion")
+    assert check_completion(object())[0] == "provider_error"
