@@ -370,3 +370,24 @@ def test_answers_without_data_or_choices_fail_the_test() -> None:
     assert embedding_length(Empty()) is None and embedding_length(object()) is None
     assert check_completion(Empty()) == ("provider_error", "provider error: the answer held no completion")
     assert check_completion(object())[0] == "provider_error"
+
+
+def test_a_message_over_the_bound_is_cut_at_it() -> None:
+    # A long model id, the endpoint and the provider's detail together pass 300 characters.
+    target = _target(model_id="m" * 200, api_endpoint="https://api.openai.com")
+    message = failure_message("not_found", target, RuntimeError("no such model " * 20), 30)
+    assert len(message) == 300 and message.endswith("...")
+    assert message.startswith("model '" + "m" * 200 + "' not found at https://api.openai.com/v1")
+
+
+class _Status(Exception):
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def test_status_codes_that_name_a_timeout_or_an_unreachable_service() -> None:
+    assert classify_exception(_Status(408, "request timeout")) == "timeout_error"
+    unavailable = type("ServiceUnavailableError", (_Status,), {})
+    assert classify_exception(unavailable(503, "Connection error.")) == "connection_error"
+    assert classify_exception(unavailable(503, "overloaded")) == "provider_error"
