@@ -422,6 +422,12 @@ def _litellm() -> Any:
     os.environ["LITELLM_OFFLINE_MODE"] = "true"
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "true"
     os.environ["LITELLM_MODE"] = "PRODUCTION"
+    # Never LiteLLM's debug logging (it dumps requests), whatever LITELLM_LOG or the
+    # root logger's level says; from before the import, since it logs while it loads
+    # (its module-level clients), and again after, should an import set a level. Its
+    # warnings are about pricing and cost maps, noise in an apply's output: every
+    # outcome we care about is in the ConnectionResult.
+    _quiet_litellm_loggers()
     import litellm
 
     # Without this, LiteLLM prints banners to stdout on every failure.
@@ -431,15 +437,16 @@ def _litellm() -> Any:
     litellm.DEFAULT_MAX_RETRIES = 0
     litellm.num_retries = None
     litellm.set_verbose = False
-    # Never LiteLLM's debug logging (it dumps requests), whatever LITELLM_LOG or the
-    # root logger's level says. Its warnings are about pricing and cost maps, noise in
-    # an apply's output: every outcome we care about is in the ConnectionResult.
-    for logger_name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
-        logging.getLogger(logger_name).setLevel(logging.ERROR)
+    _quiet_litellm_loggers()
     _skip_bookkeeping(litellm)
     _find_request_builders()
     _LITELLM = litellm
     return litellm
+
+
+def _quiet_litellm_loggers() -> None:
+    for logger_name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logging.getLogger(logger_name).setLevel(logging.ERROR)
 
 
 def configured_litellm() -> Any:

@@ -322,7 +322,18 @@ def test_missing_key_makes_no_request(fake_provider: FakeProvider) -> None:
     [result] = run_connection_tests([target], timeout=5)
     assert result.status == "authentication_error"
     assert result.message == "no API key: environment variable OPENAI_API_KEY is not set"
+    assert result.latency_ms == 0  # no request, no time
     assert fake_provider.request_count() == 0
+
+
+@pytest.mark.parametrize(("options", "error"), [
+    ({"concurrency": 0}, "concurrency must be at least 1"),
+    ({"timeout": 0}, "timeout must be positive"),
+])
+def test_a_bound_that_allows_no_test_is_refused(options: dict, error: str) -> None:
+    target = ConnectionTarget(name="m", type="generation", provider="ollama", model_id="m")
+    with pytest.raises(ValueError, match=error):
+        run_connection_tests([target], **options)
 
 
 def test_canary_absent_from_captured_fds_and_logs(

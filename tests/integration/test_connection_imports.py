@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import CANARY_KEY
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -90,3 +92,26 @@ def test_litellm_loads_offline_in_production_mode_without_dotenv(tmp_path: Path)
     # No attempt to fetch the cost map (it retries for seconds when the network is gone).
     assert "cost map" not in completed.stderr
     assert completed.stderr.strip() == ""
+
+
+def test_litellm_debug_logging_stays_off_when_the_application_logs_everything() -> None:
+    # An application that logs at DEBUG (or LITELLM_LOG=DEBUG) would get every request
+    # LiteLLM makes: the tester pins LiteLLM's loggers at ERROR whatever is asked.
+    code = (
+        "import logging\n"
+        "logging.basicConfig(level=logging.DEBUG, format='%(name)s| %(message)s')\n"
+        "from reconciler.connection import ConnectionTarget, run_connection_tests\n"
+        "from tests.factories import CANARY_KEY\n"
+        "from tests.fakes.provider import FakeProvider\n"
+        "with FakeProvider() as fake:\n"
+        "    fake.set_model('gpt', api_key=CANARY_KEY)\n"
+        "    target = ConnectionTarget(name='gpt', type='generation', provider='openai', model_id='gpt',\n"
+        "                              api_endpoint=fake.url, api_key=CANARY_KEY)\n"
+        "    print([r.status for r in run_connection_tests([target], timeout=20)])\n"
+    )
+    completed = run_python("-c", code, env={"LITELLM_LOG": "DEBUG"})
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip().splitlines()[-1] == "['ok']"
+    assert "asyncio| Using selector" in completed.stderr, "the application's debug logging is on"
+    assert [line for line in completed.stderr.splitlines() if line.startswith("LiteLLM")] == []
+    assert CANARY_KEY not in completed.stderr
