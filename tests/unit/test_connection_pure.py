@@ -391,3 +391,22 @@ def test_status_codes_that_name_a_timeout_or_an_unreachable_service() -> None:
     unavailable = type("ServiceUnavailableError", (_Status,), {})
     assert classify_exception(unavailable(503, "Connection error.")) == "connection_error"
     assert classify_exception(unavailable(503, "overloaded")) == "provider_error"
+
+
+def test_a_404_is_not_found_whatever_the_class() -> None:
+    assert classify_exception(_Status(404, "no such deployment")) == "not_found"
+
+
+@pytest.mark.parametrize("name", ["APIConnectionError", "InternalServerError", "APIError", "ServiceUnavailableError"])
+def test_a_wrapper_that_says_it_cannot_connect_is_a_connection_error(name: str) -> None:
+    # LiteLLM reports a refused connection in one of these, depending on the provider.
+    assert classify_exception(type(name, (Exception,), {})("Cannot connect to host api.test:443")) == "connection_error"
+
+
+def test_provider_detail_reads_a_top_level_message_of_a_json_payload() -> None:
+    assert provider_detail(RuntimeError('Error code: 400 - {"message": "quota exceeded", "code": 7}')) == "quota exceeded"
+
+
+def test_a_missing_key_named_by_a_phrase_is_not_called_a_variable() -> None:
+    status, message = precheck(_target(api_key=None, key_source="the key stored in the registry"))
+    assert (status, message) == ("authentication_error", "no API key for this model (provider openai needs one)")
