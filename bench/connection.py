@@ -38,13 +38,10 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 
 from reconciler import connection  # noqa: E402
 from reconciler.connection import ConnectionTarget, _litellm, run_connection_tests  # noqa: E402
-from reconciler.providers import PROVIDER_MATRIX  # noqa: E402
+from tests.factories import REQUEST_KINDS  # noqa: E402
 from tests.fakes.provider import FakeProvider  # noqa: E402
 
-# The two request kinds (NER models are tested like generation) each provider serves.
-KINDS = {
-    provider: tuple(kind for kind in rules["types"] if kind != "ner") for provider, rules in PROVIDER_MATRIX.items()
-}
+KINDS = REQUEST_KINDS
 
 
 def _serve_fake(conn: Any) -> None:

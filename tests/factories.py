@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import yaml
 
 from reconciler import MANAGED_BY
+from reconciler.providers import PROVIDER_MATRIX
 from reconciler.spec import RECORD_FIELDS
 from reconciler.state import KnowledgeBase, StoredModel
 
@@ -22,6 +23,12 @@ if TYPE_CHECKING:
 
 # A key that must never appear in any output, log, file, audit record or message.
 CANARY_KEY = "sk-canary-3f9c1e7b5d2a4c6e8f0a1b2c3d4e5f60"
+
+# The request kinds each provider serves, for connection tests and their benchmark (an
+# NER model is tested with a completion, like a generation model).
+REQUEST_KINDS: dict[str, tuple[str, ...]] = {
+    provider: tuple(kind for kind in rules["types"] if kind != "ner") for provider, rules in PROVIDER_MATRIX.items()
+}
 
 _counter = itertools.count(1)
 

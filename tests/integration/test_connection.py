@@ -27,14 +27,10 @@ from typing import Iterator
 import pytest
 
 from reconciler.connection import ConnectionResult, ConnectionTarget, run_connection_tests
-from reconciler.providers import PROVIDER_MATRIX
-from tests.factories import CANARY_KEY
+from tests.factories import CANARY_KEY, REQUEST_KINDS
 from tests.fakes.provider import FakeProvider
 
-# The two request kinds (NER models are tested like generation) each provider serves.
-KINDS = {
-    provider: tuple(kind for kind in rules["types"] if kind != "ner") for provider, rules in PROVIDER_MATRIX.items()
-}
+KINDS = REQUEST_KINDS
 CASES = [(provider, kind) for provider, kinds in KINDS.items() for kind in kinds]
 SCENARIOS = ("ok", "bad_key", "unknown_model", "refused", "dimension_mismatch", "rate_limited", "provider_error")
 TIMEOUT_SCENARIO_SECONDS = 1.0

@@ -18,11 +18,11 @@ import pytest
 
 from reconciler import connection
 from reconciler.connection import ConnectionResult, ConnectionTarget, RequestBuildingInline, run_connection_tests
-from reconciler.providers import PROVIDER_MATRIX
+from tests.factories import REQUEST_KINDS
 from tests.fakes.provider import FakeProvider
 
 THREAD_PREFIX = "llm-registry-io"
-KINDS = [(provider, kind) for provider, rules in PROVIDER_MATRIX.items() for kind in rules["types"] if kind != "ner"]
+KINDS = [(provider, kind) for provider, kinds in REQUEST_KINDS.items() for kind in kinds]
 
 
 def _targets(fake: FakeProvider) -> list[ConnectionTarget]:
