@@ -592,7 +592,9 @@ async def _warm_up(litellm: Any, targets: Sequence[ConnectionTarget], timeout: f
     process holds bound but never listens on, so it is refused at once: no byte leaves
     the machine and no key is sent (a placeholder stands in).
     """
-    kinds = sorted({(t.provider, t.type) for t in targets if precheck(t) is None} - _WARMED)
+    # An NER model is tested with a completion, like a generation model: one probe for both.
+    kinds = sorted({(t.provider, "embedding" if t.type == "embedding" else "generation") for t in targets
+                    if precheck(t) is None} - _WARMED)
     if not kinds:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -157,11 +157,13 @@ def test_litellm_code_is_warmed_up_once_per_process(fake_provider: FakeProvider,
 
     monkeypatch.setattr(connection, "_call", counting_call)
     monkeypatch.setattr(connection, "_WARMED", set())
-    targets = _targets(fake_provider)
+    ner = ConnectionTarget(name="ner", type="ner", provider="openai", model_id="openai-generation",
+                           api_endpoint=fake_provider.url, api_key="k-0123456789")
+    targets = [*_targets(fake_provider), ner]
     first = run_connection_tests(targets, timeout=20)
-    assert sorted(probes) == sorted(KINDS)
+    assert sorted(probes) == sorted(KINDS), "one probe per request kind; NER asks what generation asks"
     probes.clear()
     second = run_connection_tests(targets, timeout=20)
     assert probes == []
-    assert [r.status for r in first + second] == ["ok"] * 2 * len(KINDS)
-    assert fake_provider.request_count() == 2 * len(KINDS)
+    assert [r.status for r in first + second] == ["ok"] * 2 * len(targets)
+    assert fake_provider.request_count() == 2 * len(targets)
