@@ -1,4 +1,4 @@
-"""LiteLLM stays out of every code path that does not test connections, and is tamed when it loads.
+"""LiteLLM stays out of paths that do not test connections, is tamed when it loads, and is closed after a run.
 
 It costs seconds to import, fetches a cost map over the network and reads a `.env`
 from the working directory at import: each of those is checked here in a fresh
@@ -115,3 +115,25 @@ def test_litellm_debug_logging_stays_off_when_the_application_logs_everything() 
     assert "asyncio| Using selector" in completed.stderr, "the application's debug logging is on"
     assert [line for line in completed.stderr.splitlines() if line.startswith("LiteLLM")] == []
     assert CANARY_KEY not in completed.stderr
+
+
+LEAK_PROBE = r"""
+from reconciler.connection import ConnectionTarget, run_connection_tests
+from tests.fakes.provider import FakeProvider
+with FakeProvider() as fake:
+    targets = []
+    for provider, kind in [("openai", "embedding"), ("openai", "generation"), ("ollama", "generation"), ("cohere", "embedding")]:
+        fake.set_model(f"{provider}-{kind}", dimensions=4)
+        targets.append(ConnectionTarget(name=f"{provider}-{kind}", type=kind, provider=provider, model_id=f"{provider}-{kind}",
+                                        api_endpoint=fake.url, api_key="k-0123456789", dimensions=4 if kind == "embedding" else None))
+    print([r.status for r in run_connection_tests(targets, timeout=20)])
+"""
+
+
+def test_a_run_leaves_no_connection_open() -> None:
+    # Python reports a socket or transport still open when it tears down (checked in a
+    # process of its own, as the CLI meets it): the run closed every client it opened.
+    done = run_python("-W", "always::ResourceWarning", "-c", LEAK_PROBE)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == str(["ok"] * 4)
+    assert "ResourceWarning" not in done.stderr, done.stderr[-2000:]
