@@ -14,7 +14,8 @@ LLM_REGISTRY_VENV="${LLM_REGISTRY_MIN_VENV:-.venv-min}" PIP_CONSTRAINT=constrain
 "$PY" -m pip freeze --exclude-editable | grep -iE '^(click|pyyaml|pydantic|sqlalchemy|psycopg|alembic|litellm|pytest|hypothesis)==' | tr '\n' ' '
 echo
 if [ "$#" -eq 0 ]; then
-    set -- tests/unit tests/integration/test_connection.py tests/integration/test_connection_executor.py tests/integration/test_schema.py \
+    set -- tests/unit tests/integration/test_connection.py tests/integration/test_connection_executor.py tests/integration/test_connection_imports.py \
+        tests/integration/test_schema.py \
         tests/cli/test_apply.py tests/cli/test_plan_cases.py tests/cli/test_test_command.py tests/cli/test_validate.py \
         tests/cli/test_target.py
 fi
