@@ -74,9 +74,9 @@ def _in_our_call(fn: Any, *args: Any) -> Any:
     return context.run(fn, *args)
 
 
-def _litellm_shaped(builder: Any) -> functools.partial:
+def _litellm_shaped(builder: Any, model: str = "m") -> functools.partial:
     """What LiteLLM hands the executor: `partial(context.run, partial(builder, **kwargs))`."""
-    return functools.partial(contextvars.copy_context().run, functools.partial(builder, model="m"))
+    return functools.partial(contextvars.copy_context().run, functools.partial(builder, model=model))
 
 
 def test_only_litellms_request_builders_of_our_calls_are_recognised(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,14 +116,10 @@ def request_builder(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return threads
 
 
-def _shaped_call(model: str) -> functools.partial:
-    return functools.partial(contextvars.copy_context().run, functools.partial(connection._REQUEST_BUILDERS[0], model=model))
-
-
 def test_request_building_runs_inline_and_its_error_reaches_the_caller(request_builder: list[str]) -> None:
     with RequestBuildingInline(thread_name_prefix=THREAD_PREFIX) as executor:
-        built = _in_our_call(executor.submit, _shaped_call("m"))
-        failed = _in_our_call(executor.submit, _shaped_call("boom"))
+        built = _in_our_call(executor.submit, _litellm_shaped(connection._REQUEST_BUILDERS[0]))
+        failed = _in_our_call(executor.submit, _litellm_shaped(connection._REQUEST_BUILDERS[0], "boom"))
         assert built.done() and built.result() == "request for m"
         assert failed.done() and isinstance(failed.exception(), ValueError)
     assert request_builder == [threading.current_thread().name] * 2
@@ -138,7 +134,7 @@ def test_other_work_goes_to_a_thread_and_never_blocks_the_caller(request_builder
 
     with RequestBuildingInline(thread_name_prefix=THREAD_PREFIX) as executor:
         lookup = _in_our_call(executor.submit, functools.partial(slow_lookup, "api.openai.com"))
-        outside = executor.submit(_shaped_call("m"))  # not inside a connection test
+        outside = executor.submit(_litellm_shaped(connection._REQUEST_BUILDERS[0]))  # not inside a connection test
         assert not lookup.done()
         release.set()
         assert lookup.result(10).startswith(f"api.openai.com in {THREAD_PREFIX}")
