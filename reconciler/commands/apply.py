@@ -246,6 +246,7 @@ def command(
             click.echo(line)
         return EXIT_OK
     partial = f" PARTIAL (--target {', '.join(options.targets)})" if options.targets else ""
-    click.echo(style(f"\nApply complete{partial}: {counts}.", fg="green", bold=True), color=colour)
+    if not is_quiet():  # --quiet: the exit code says it (docs/cli.md)
+        click.echo(style(f"\nApply complete{partial}: {counts}.", fg="green", bold=True), color=colour)
     note(f"Run {options.run_id} by {escape_text(options.actor)}; see `llm-registry audit --run {options.run_id}`.", err=False)
     return EXIT_OK

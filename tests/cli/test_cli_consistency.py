@@ -152,6 +152,18 @@ def test_apply_as_json_with_a_failed_test_says_so_in_json(
     assert models_by_name(engine) == {}
 
 
+def test_quiet_apply_with_changes_prints_nothing_and_writes_everything(
+    run_cli: Any, tmp_path: Path, fake_provider: FakeProvider, database_url: str, engine: Any
+) -> None:
+    directory = write_story_registry(tmp_path / "registry.d", fake_provider)
+    result = run_cli("apply", str(directory), "--database-url", database_url, "--auto-approve", "--quiet", env=APPLY_ENV)
+    assert result.exit_code == 0
+    assert result.stdout == ""  # no plan, no test lines, no "Apply complete" (docs/cli.md, -q)
+    assert [line for line in result.stderr.splitlines() if ": warning: " not in line] == []
+    assert sorted(models_by_name(engine)) == ["gpt-4o-mini", "nomic-embed"]
+    assert sorted(e["event_type"] for e in audit_events(engine) if e["event_type"] == "MODEL_CREATED") == ["MODEL_CREATED"] * 2
+
+
 def test_apply_shows_a_line_before_loading_provider_clients(
     run_cli: Any, tmp_path: Path, fake_provider: FakeProvider, database_url: str
 ) -> None:
