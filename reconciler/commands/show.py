@@ -71,10 +71,13 @@ def render_text(view: dict[str, Any], last_test: dict[str, Any] | None, events: 
         ("description", view["description"] or None),
         ("id", view["id"]),
     ]
+    # One column for the values of both blocks, two spaces past the longest label
+    # (max_output_tokens is longer than any label above it).
+    width = max(len(label) for label in [*(label for label, _ in fields), *view["parameters"]]) + 2
     lines = [f"{t(view['name'])} ({t(view['type'])}, {t(view['provider'])})"]
-    lines += [f"  {label:<16}{t(value)}" for label, value in fields]
+    lines += [f"  {label:<{width}}{t(value)}" for label, value in fields]
     lines.append("Parameters")
-    lines += [f"  {field:<16}{t(value) if value is not None else '(not set)'}" for field, value in view["parameters"].items()]
+    lines += [f"  {field:<{width}}{t(value) if value is not None else '(not set)'}" for field, value in view["parameters"].items()]
     lines.append(f"Knowledge bases ({view['kb_count']})")
     lines += [f"  {t(kb)}" for kb in view["knowledge_bases"]] or ["  none"]
     lines.append("Last connection test")

@@ -57,9 +57,11 @@ def test_text(run_cli: RunCli, database_url: str, model_id: str) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "gpt-4o-mini (generation, openai)"
-    assert "  api_key         set (export names its variable LLM_KEY_GPT_4O_MINI)" in lines
-    assert "  description     Answers\\x1b[2J for legal" in lines  # escaped, never sent to the terminal
-    assert "  temperature     (not set)" in lines
+    # Values in one column, past the longest label (max_output_tokens, a generation parameter).
+    assert "  api_key            set (export names its variable LLM_KEY_GPT_4O_MINI)" in lines
+    assert "  description        Answers\\x1b[2J for legal" in lines  # escaped, never sent to the terminal
+    assert "  temperature        (not set)" in lines
+    assert "  max_output_tokens  1024" in lines
     assert lines[lines.index("Knowledge bases (2)") + 1 : lines.index("Knowledge bases (2)") + 3] == ["  kb-a", "  kb-b"]
     test_line = lines[lines.index("Last connection test") + 1]
     assert test_line.endswith("  ok, 12 ms: completion returned")
