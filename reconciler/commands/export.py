@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.commands._common import database_url_option
-from reconciler.errors import EXIT_OK, RegistryError
+from reconciler.errors import EXIT_ERROR, EXIT_OK, RegistryError
 
 if TYPE_CHECKING:
     from typing import Sequence
@@ -67,8 +67,10 @@ def command(
     ${env:LLM_KEY_<NAME>}` (the name upper-cased, other characters `_`), and the
     command lists the variables to set before `plan`/`apply`. Existing files are
     not overwritten without --force. `plan` on the output then shows only the
-    adoption of hand-made rows. With --format litellm: a LiteLLM proxy config of
-    the active models instead (see docs/adoption.md).
+    adoption of hand-made rows. The written files are validated; exit 1 when rows
+    break a rule of the format (the files are written; fix them before plan). With
+    --format litellm: a LiteLLM proxy config of the active models instead (see
+    docs/adoption.md).
     """
     models = _models_from_registry(registry_dir) if registry_dir is not None else _models_from_database(database_url)
     if output_format == "litellm":
@@ -122,8 +124,10 @@ def write_files(out: Path, files: "Sequence[ExportedFile]", force: bool) -> None
         click.echo(f"warning: {out} also holds {', '.join(others)}, read together with these files", err=True)
 
 
-def report_written(out: Path, variables: "Sequence[tuple[str, str]]") -> None:
-    """The variables to set, then every error `validate` finds in what was written."""
+def report_written(out: Path, variables: "Sequence[tuple[str, str]]") -> bool:
+    """The variables to set, then `validate` over what was written: every finding and its
+    verdict line, as `validate` prints them. True when the written registry is valid."""
+    from reconciler.commands.validate import summary
     from reconciler.diagnostics import format_text
     from reconciler.validate import validate_directory
 
@@ -135,8 +139,10 @@ def report_written(out: Path, variables: "Sequence[tuple[str, str]]") -> None:
     validation = validate_directory(out)
     if not validation.ok:
         click.echo("The written models break rules of the format; fix these before plan:", err=True)
-        for diagnostic in validation.errors:
-            click.echo(format_text(diagnostic), err=True)
+    for diagnostic in validation.diagnostics:
+        click.echo(format_text(diagnostic), err=True)
+    click.echo(summary(str(out), validation), err=not validation.ok)
+    return validation.ok
 
 
 def _write_registry(models: list["ExportModel"], out: Path, split: str, explicit: bool, force: bool) -> int:
@@ -148,8 +154,8 @@ def _write_registry(models: list["ExportModel"], out: Path, split: str, explicit
     click.echo(f"Wrote {count} model{'s' * (count != 1)} to {out}: {', '.join(f.name for f in result.files)}")
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
-    report_written(out, result.variables)
-    return EXIT_OK
+    # Written either way (the rows are what they are); exit 1 says they need fixing first.
+    return EXIT_OK if report_written(out, result.variables) else EXIT_ERROR
 
 
 def _write_litellm(models: list["ExportModel"], out: str | None, force: bool) -> int:

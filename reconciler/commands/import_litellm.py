@@ -33,7 +33,9 @@ def command(config: Path, out: Path, split: str, force: bool) -> int:
     What has no place in the registry (routing and fallbacks, providers it does not
     serve, several deployments under one model_name, proxy-only settings) is
     reported with its line. Context window and vector size come from model_info,
-    else from LiteLLM's own model map.
+    else from LiteLLM's own model map. The written files are validated. Exits 1 when
+    a deployment could not be imported or the files do not validate (what could be
+    imported is still written).
     """
     from pydantic import ValidationError
 
@@ -75,8 +77,9 @@ def command(config: Path, out: Path, split: str, force: bool) -> int:
     click.echo(
         f"Imported {len(models)} of {result.deployments} deployments into {out}: {', '.join(f.name for f in exported.files)}"
     )
-    report_written(out, exported.variables)
-    return EXIT_OK
+    valid = report_written(out, exported.variables)
+    # What could be imported is written (for review); exit 1 says something was not.
+    return EXIT_OK if valid and not any(d.severity == "error" for d in found) else EXIT_ERROR
 
 
 def _litellm_model_info(model: str) -> Mapping[str, Any]:

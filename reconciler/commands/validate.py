@@ -44,7 +44,7 @@ def command(directories: tuple[Path, ...], output_format: str) -> int:
             click.echo(format_text(diagnostic), err=True)
         if not result.ok or not is_quiet():
             if result.files or result.ok or any(d.location for d in result.diagnostics):
-                click.echo(_summary(" ".join(map(str, directories)), result), err=not result.ok)
+                click.echo(summary(" ".join(map(str, directories)), result), err=not result.ok)
     return EXIT_OK if result.ok else EXIT_ERROR
 
 
@@ -52,7 +52,7 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'s' * (number != 1)}"
 
 
-def _summary(directory: str, result: ValidationResult) -> str:
+def summary(directory: str, result: ValidationResult) -> str:
     """`registry.d: valid, 11 models in 6 files` or `registry.d: invalid, 3 errors in 2 files`."""
     warnings = f", {_count(len(result.warnings), 'warning')}" if result.warnings else ""
     if result.ok:

@@ -137,11 +137,15 @@ def test_rows_the_format_cannot_hold_are_reported(run_cli: RunCli, tmp_path: Pat
     with engine.begin() as connection:
         insert_model(connection, name="Old Model", managed_by=None)
         insert_model(connection, name="odd-embed", managed_by=None, temperature=0.5)
-    result = run_cli("export", "--database-url", database_url, "--out", str(tmp_path / "r"), env=ENV)
-    assert result.exit_code == 0, result.output
+    out = tmp_path / "r"
+    result = run_cli("export", "--database-url", database_url, "--out", str(out), env=ENV)
+    assert result.exit_code == 1, result.output  # written, but not a registry plan accepts yet
+    assert (out / "ollama.yaml").is_file()
     assert (
         "warning: model 'odd-embed': column temperature holds 0.5, but embedding models take no temperature; "
         "the file cannot say it, so apply would clear it" in result.stderr
     )
     assert "The written models break rules of the format; fix these before plan:" in result.stderr
-    assert "ollama.yaml:" in result.stderr and "Old Model" in result.stderr
+    assert f"{out}/ollama.yaml:5:11: error: name: 'Old Model' is not a valid model name" in result.stderr
+    assert f"{out}/ollama.yaml:5:5: warning: no default embedding model" in result.stderr  # validate's warnings too
+    assert result.stderr.splitlines()[-1] == f"{out}: invalid, 1 error in 1 file, 1 warning"

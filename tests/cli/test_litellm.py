@@ -22,18 +22,36 @@ LITERAL_KEY = "sk-literal-canary-0123456789abcdef"
 def test_import_writes_registry_files_that_validate(run_cli: RunCli, tmp_path: Path) -> None:
     out = tmp_path / "registry.d"
     result = run_cli("import", "--from-litellm", str(CONFIG), "--out", str(out))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # four deployments reported as errors, not imported
     assert f"Imported 7 of 11 deployments into {out}: anthropic.yaml, azure.yaml, cohere.yaml, gemini.yaml, ollama.yaml, openai.yaml" in result.stdout
     assert "  LLM_KEY_GPT_3_5_TURBO  model gpt-3.5-turbo" in result.stdout.splitlines()
     assert ":20:16: warning: a literal api_key is in the config: written as ${env:LLM_KEY_GPT_3_5_TURBO}" in result.stderr
     assert ":23:5: error: model_name 'gpt-3.5-turbo' has several deployments" in result.stderr
     assert "The written models break rules" not in result.stderr
+    # validate ran over the written files: its warnings and its verdict (stdout: valid).
+    assert f"{out}/cohere.yaml:4:5: warning: no default embedding model" in result.stderr
+    assert f"{out}: valid, 7 models in 6 files, 2 warnings" in result.stdout.splitlines()
     files = "".join(p.read_text() for p in out.iterdir())
     for secret in (LITERAL_KEY, "sk-Imn"):
         assert secret not in result.output and secret not in files
     assert "      context_window: 16385\n" in (out / "openai.yaml").read_text()  # from LiteLLM's model map
     validated = run_cli("validate", str(out))
     assert validated.exit_code == 0, validated.output
+
+
+def test_import_of_a_config_that_imports_whole_exits_0(run_cli: RunCli, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: nomic-embed\n"
+        "    litellm_params: {model: ollama/nomic-embed-text, api_base: 'http://ollama:11434'}\n"
+        "    model_info: {mode: embedding, output_vector_size: 768}\n"
+    )
+    out = tmp_path / "registry.d"
+    result = run_cli("import", "--from-litellm", str(config), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"{out}: valid, 1 model in 1 file, 1 warning" in result.stdout.splitlines()  # no default yet
+    assert " error: " not in result.stderr
 
 
 def test_import_refuses_what_is_not_a_litellm_config(run_cli: RunCli, tmp_path: Path) -> None:
@@ -51,7 +69,7 @@ def _base(params: dict[str, Any], provider: str, kind: str) -> str | None:
 
 def test_import_then_export_gives_back_an_equivalent_config(run_cli: RunCli, tmp_path: Path) -> None:
     out = tmp_path / "registry.d"
-    assert run_cli("import", "--from-litellm", str(CONFIG), "--out", str(out)).exit_code == 0
+    assert run_cli("import", "--from-litellm", str(CONFIG), "--out", str(out)).exit_code == 1  # the errors of CONFIG
     exported = run_cli("export", "--format", "litellm", "--registry", str(out))
     assert exported.exit_code == 0, exported.output
     back = {entry["model_name"]: entry for entry in yaml.safe_load(exported.stdout)["model_list"]}
