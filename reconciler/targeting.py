@@ -77,4 +77,6 @@ def limit_to_targets(plan: Plan, targets: Iterable[str]) -> Plan:
         targets=tuple(dict.fromkeys(targets)),
         target_extras=tuple(sorted(selected - chosen)),
         left_out=left_out,
+        # A key the plan could not compare matters only for a model in scope.
+        unchecked_keys=tuple(name for name in plan.unchecked_keys if name in wanted or name in selected),
     )

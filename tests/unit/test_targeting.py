@@ -8,7 +8,7 @@ from reconciler.errors import RegistryError
 from reconciler.pipeline import plan_registry
 from reconciler.render import plan_to_json_data, render_markdown, render_text
 from reconciler.state import RegistryState
-from tests.factories import embedding_model, knowledge_base, ner_model, registry, stored_from
+from tests.factories import embedding_model, generation_model, knowledge_base, ner_model, registry, stored_from
 
 
 def test_a_target_beside_a_blocked_delete_is_planned_alone_and_said_to_be_partial() -> None:
@@ -59,3 +59,18 @@ def test_a_target_with_nothing_to_do_is_an_empty_partial_plan() -> None:
     spec = registry(ner_model(name="ner", default=True), embedding_model(name="emb", default=True))
     plan = plan_registry(spec, RegistryState((row,)), {}, targets=["ner"]).plan
     assert not plan.has_changes and plan.partial and plan.left_out == ("emb",)
+
+
+def test_a_partial_plan_warns_only_of_unchecked_keys_in_its_scope() -> None:
+    # Both stored with a key; OPENAI_API_KEY unset here, so neither key can be compared.
+    chat = generation_model(name="chat", default=True)
+    other = generation_model(name="other-chat")
+    state = RegistryState((stored_from(chat, fingerprint="fp-chat"), stored_from(other, fingerprint="fp-other")))
+    spec = registry(chat, {**other, "description": "changed"}, embedding_model(name="emb", default=True))
+    assert plan_registry(spec, state, {}).plan.unchecked_keys == ("chat", "other-chat")
+    partial = plan_registry(spec, state, {}, targets=["chat"]).plan
+    assert partial.unchecked_keys == ("chat",)  # other-chat is left out: no warning about it
+    assert [w for w in partial.warnings if "not compared" in w] == [
+        "api_key not compared for chat: its ${env:...} variable or LLM_REGISTRY_ENCRYPTION_KEY is unset here; "
+        "apply resolves and compares it"
+    ]
