@@ -329,7 +329,7 @@ def _md_target(target: Target) -> str:
 
     return (
         f"Database {code(target.database)} · environment {code(target.environment or '(none)')} · "
-        f"revision {code(short_revision(target.revision))}"
+        f"revision {code(short_revision(target.revision) or '(unknown)')}"
     )
 
 

@@ -44,7 +44,7 @@ class Target:
         """One line: `database X, environment Y, revision Z` (unset parts say so)."""
         return (
             f"database {self.database}, environment {self.environment or '(none)'}, "
-            f"revision {short_revision(self.revision)}"
+            f"revision {short_revision(self.revision) or '(unknown)'}"
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -52,12 +52,18 @@ class Target:
         return {"database": self.database, "environment": self.environment, "revision": self.revision}
 
 
-def short_revision(revision: str | None) -> str:
-    """A git commit shortened to 12 characters for display; `(unknown)` when there is none."""
+# Appended to the revision when the registry directory has uncommitted changes.
+DIRTY_SUFFIX = "-dirty"
+
+
+def short_revision(revision: str | None) -> str | None:
+    """A git commit id shortened to 12 characters for display, keeping a `-dirty` mark
+    (`4f2c1e9a7b3d-dirty`); any other revision text whole; None when there is none."""
     if not revision:
-        return "(unknown)"
-    if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision.lower()):
-        return revision[:12]
+        return None
+    commit = revision.removesuffix(DIRTY_SUFFIX)
+    if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit.lower()):
+        return commit[:12] + revision[len(commit) :]
     return revision
 
 
@@ -101,10 +107,6 @@ def read_target(connection: "Connection | psycopg.Connection[Any]", *, url: str,
         revision=revision or None,
         database_identity=database_identity(connection),
     )
-
-
-# Appended to the revision when the registry directory has uncommitted changes.
-DIRTY_SUFFIX = "-dirty"
 
 
 def default_revision(environ: Mapping[str, str], directory: Path | None) -> str | None:

@@ -11,7 +11,7 @@ import click
 from reconciler.commands._common import database_url_option
 from reconciler.errors import EXIT_OK, RegistryError
 from reconciler.schema_names import AUDIT_EVENT_TYPES
-from reconciler.target import DIRTY_SUFFIX
+from reconciler.target import short_revision
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -52,14 +52,6 @@ def details_summary(details: dict[str, Any]) -> str:
         kbs = details["knowledge_bases"] or []
         return f"used by {len(kbs)} KB(s)" + (f": {', '.join(kbs)}" if kbs else "")
     return ""
-
-
-def short_revision(revision: str | None) -> str | None:
-    """The first 12 characters of a commit id, keeping a `-dirty` mark."""
-    if not revision:
-        return None
-    dirty = revision.endswith(DIRTY_SUFFIX)
-    return revision.removesuffix(DIRTY_SUFFIX)[:12] + (DIRTY_SUFFIX if dirty else "")
 
 
 @click.command("audit")

@@ -24,6 +24,7 @@ from urllib.parse import quote
 from reconciler import __version__
 from reconciler.diagnostics import escape_text
 from reconciler.gc_pause import collector_paused
+from reconciler.target import short_revision
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -110,6 +111,7 @@ def _environment() -> "Environment":
         lstrip_blocks=True,
     )
     environment.filters["fragment"] = _fragment
+    environment.filters["short_revision"] = short_revision
     return environment
 
 

@@ -25,7 +25,7 @@ def trail(engine: Any) -> None:
                 AuditEvent("MODEL_CREATED", "emb", "00000000-0000-0000-0000-00000000000a", {"configuration": {"api_key": None}}),
                 AuditEvent("MODEL_CREATED", "gen", "00000000-0000-0000-0000-00000000000b", {"configuration": {"api_key": "set"}}),
             ],
-            run_id="run-1", actor="alice", source_revision="0123456789abcdef0123",
+            run_id="run-1", actor="alice", source_revision="0123456789abcdef0123456789abcdef01234567",
         )  # fmt: skip
     with engine.begin() as connection:
         write_audit_events(

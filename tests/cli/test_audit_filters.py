@@ -24,7 +24,7 @@ def _events(engine: Any, run_id: str, actor: str, environment: str | None, *rows
             insert(registry_audit_events),
             [
                 {"run_id": run_id, "event_type": kind, "model_name": name, "model_id": model_id, "actor": actor,
-                 "source_revision": "0123456789abcdef0123-dirty", "environment": environment, "details": details}
+                 "source_revision": "0123456789abcdef0123456789abcdef01234567-dirty", "environment": environment, "details": details}
                 for kind, name, model_id, details in rows
             ],
         )  # fmt: skip
@@ -98,7 +98,7 @@ def test_json_holds_every_field_of_every_event(run_cli: RunCli, database_url: st
         "id", "occurred_at", "run_id", "event_type", "model_name", "model_id", "actor", "source_revision", "environment", "details",
     ]  # fmt: skip
     assert event["environment"] == "production" and event["model_id"] == GEN
-    assert event["occurred_at"].endswith("+00:00") and event["source_revision"] == "0123456789abcdef0123-dirty"
+    assert event["occurred_at"].endswith("+00:00") and event["source_revision"] == "0123456789abcdef0123456789abcdef01234567-dirty"
 
 
 @pytest.mark.db

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from typing import Any
@@ -273,3 +274,12 @@ def test_plan_page_shows_fields_it_does_not_know_and_marks_drift() -> None:
 def test_plan_page_without_changes() -> None:
     found = parse(render_plan_html({"summary": {"has_changes": False}, "actions": []}))
     assert words(found.text["plan-summary"]).startswith("No changes.")
+
+
+def test_a_models_events_show_the_short_revision_with_its_dirty_mark() -> None:
+    embed = stored_model("nomic-embed", is_default=True)
+    dirty = replace(event(1, "MODEL_CREATED", "nomic-embed", {}), source_revision="0123456789abcdef0123456789abcdef01234567-dirty")
+    page = build_registry_page(RegistryState((embed,)), recent_events=[dirty], model_events=[dirty], generated_at=WHEN)
+    detail = detail_of(render_registry_html(page), "nomic-embed")
+    assert "<code>0123456789ab-dirty</code>" in render_registry_html(page)
+    assert "0123456789abc" not in " ".join(detail.text.values())

@@ -20,6 +20,7 @@ from reconciler.render import (
     summary_line,
 )
 from reconciler.state import RegistryState
+from reconciler.target import short_revision
 from tests.factories import embedding_model, generation_model, knowledge_base, stored_model
 from tests.unit.test_plan import registry, stored_from
 
@@ -167,6 +168,23 @@ def test_every_format_names_the_target() -> None:
     }  # fmt: skip
     assert "7/kb" not in json.dumps(plan_to_json_data(plan, target))  # the identity stays in plan files
     assert render_text(plan, target=Target("x@y/z")).splitlines()[0] == "Target: database x@y/z, environment (none), revision (unknown)"
+    dirty = Target("x@y/z", revision="0123456789abcdef0123456789abcdef01234567-dirty")
+    assert render_text(plan, target=dirty).splitlines()[0].endswith("revision 0123456789ab-dirty")
+
+
+@pytest.mark.parametrize(
+    ("revision", "shown"),
+    [
+        ("0123456789abcdef0123456789abcdef01234567", "0123456789ab"),
+        ("0123456789ABCDEF0123456789ABCDEF01234567-dirty", "0123456789AB-dirty"),  # the mark kept
+        ("release-2026-11-28", "release-2026-11-28"),  # not a commit id: whole
+        ("0123456789abcdef0123-dirty", "0123456789abcdef0123-dirty"),  # too short for one: whole
+        ("", None),
+        (None, None),
+    ],
+)
+def test_short_revision(revision: str | None, shown: str | None) -> None:
+    assert short_revision(revision) == shown
 
 
 HOSTILE = "x\n::error::injected\x1b[2J\r##[add-mask]y`|<b>"
