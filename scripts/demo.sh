@@ -65,5 +65,6 @@ run list
 run audit
 run report --html "$HOME_DIR/registry.html"
 echo
-echo "Done. The registry lives in the embedded database under $HOME_DIR/ (stop it: llm-registry db stop)."
-echo "See it in a browser: open $HOME_DIR/registry.html, or run llm-registry serve (http://127.0.0.1:8080/)."
+CLI="$(dirname "$PY")/llm-registry"   # the venv's command: not on PATH unless the venv is activated
+echo "Done. The registry lives in the embedded database under $HOME_DIR/ (stop it: $CLI db stop)."
+echo "See it in a browser: open $HOME_DIR/registry.html, or run $CLI serve (http://127.0.0.1:8080/)."

@@ -58,6 +58,10 @@ def test_demo_runs_the_whole_flow_and_a_second_run_changes_nothing(demo_home: Pa
     assert out.count("No changes. The registry in the database matches the definitions.") == 1
     assert out.count("MODEL_CREATED") == 11 and out.count("MODEL_CONNECTION_TESTED") == 11
     assert "demo-openai-key" not in out + first.stderr
+    # The closing hints name a command the user can run as printed (not a bare name off PATH).
+    hint = next(line for line in out.splitlines() if "(stop it: " in line)
+    command = hint.split("(stop it: ", 1)[1].removesuffix(" db stop).")
+    assert os.access(REPO / command, os.X_OK), hint  # from where the demo ran (.venv/bin/... by default)
 
     second = run_demo(demo_home)
     assert second.returncode == 0, second.stdout + second.stderr
