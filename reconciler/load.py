@@ -183,7 +183,8 @@ def discover_files(root: Path) -> tuple[list[Path], list[Diagnostic]]:
             error(
                 "directory-missing",
                 f"registry directory {display_path(root)} does not exist; "
-                "run from the repository root or pass the directory: llm-registry validate PATH",
+                # Said for every command that reads the files (validate, plan, apply, test, ...).
+                "run from the repository root or pass the registry's directory as an argument",
             )
         ]
     if root.is_file():

@@ -111,9 +111,13 @@ def test_missing_directory(run_cli: RunCli, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr == (
         "error: registry directory registry.d does not exist; "
-        "run from the repository root or pass the directory: llm-registry validate PATH\n"
+        "run from the repository root or pass the registry's directory as an argument\n"
     )
     assert result.stdout == ""
+    planned = run_cli("plan", cwd=tmp_path)  # no command is named: plan must not point to validate
+    assert planned.exit_code == 1
+    assert "error: registry directory registry.d does not exist; run from the repository root" in planned.stderr
+    assert "validate" not in planned.stderr
 
 
 def test_plaintext_key_never_printed_in_any_format(run_cli: RunCli, tmp_path: Path) -> None:
