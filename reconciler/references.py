@@ -35,6 +35,7 @@ from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 KEY_VARIABLES_ENV = "LLM_REGISTRY_KEY_VARIABLES"
+_NOT_ALLOWED = f"not in {KEY_VARIABLES_ENV}"  # how a reason outside the allow list starts
 
 # (glob, why) in the order they are checked; the first match names the reason.
 _REFUSED: tuple[tuple[str, str], ...] = (
@@ -87,16 +88,17 @@ def _refused_variable(name: str, patterns: tuple[str, ...]) -> str | None:
         if fnmatch.fnmatchcase(upper, pattern):
             return f"{why}"
     if patterns and not any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
-        return f"not in {KEY_VARIABLES_ENV} ({', '.join(patterns)})"
+        return f"{_NOT_ALLOWED} ({', '.join(patterns)})"
     return None
 
 
 def refused_variable_message(field: str, name: str, reason: str) -> str:
     """The message for a refused reference: names the variable and why, never its value."""
-    return (
-        f"{field}: ${{env:{name}}} may not be referenced by a registry: {reason}. "
-        f"Reference a variable that holds only this model's key (e.g. OPENAI_API_KEY)"
-    )
+    if reason.startswith(_NOT_ALLOWED):  # an example name could be outside the allow list too
+        advice = f"Reference a variable whose name matches one of {KEY_VARIABLES_ENV}'s patterns"
+    else:
+        advice = "Reference a variable that holds only this model's key (e.g. OPENAI_API_KEY)"
+    return f"{field}: ${{env:{name}}} may not be referenced by a registry: {reason}. {advice}"
 
 
 def endpoint_credentials_problem(endpoint: str) -> str | None:

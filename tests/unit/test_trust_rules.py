@@ -50,8 +50,12 @@ def test_allow_list_restricts_further_and_never_reopens_refused_names(tmp_path: 
     result = validate_directory(tmp_path, key_variables=parse_allow_list("OPENAI_*, AZURE_*,GITHUB_*"))
     messages = sorted(d.message for d in result.errors)
     assert len(messages) == 2
-    assert "SOMETHING_ELSE" in messages[1] and "not in LLM_REGISTRY_KEY_VARIABLES (OPENAI_*, AZURE_*, GITHUB_*)" in messages[1]
+    assert messages[1] == (
+        "api_key: ${env:SOMETHING_ELSE} may not be referenced by a registry: not in LLM_REGISTRY_KEY_VARIABLES "
+        "(OPENAI_*, AZURE_*, GITHUB_*). Reference a variable whose name matches one of LLM_REGISTRY_KEY_VARIABLES's patterns"
+    )  # no example name: one could be outside the list as well
     assert "GITHUB_TOKEN" in messages[0] and "GitHub Actions" in messages[0]
+    assert messages[0].endswith("Reference a variable that holds only this model's key (e.g. OPENAI_API_KEY)")
 
 
 def test_allow_list_is_read_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
