@@ -511,7 +511,8 @@ def _cross_file_rules(models: list[_Facts]) -> list[Diagnostic]:
         # An error at every place the name is defined: whichever file the reader has
         # open, the message points at the other(s).
         for model in same:
-            others = ", ".join(str(other.location) for other in same if other is not model)
+            # The same place as each other's own error (the name's value), so both read alike.
+            others = ", ".join(str(other.name_location) for other in same if other is not model)
             found.append(
                 error(
                     "duplicate-name",

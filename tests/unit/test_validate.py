@@ -502,8 +502,9 @@ def test_duplicate_name_across_files_names_both_places(tmp_path: Path) -> None:
     in_a, in_b = [d for d in result.diagnostics if d.code == "duplicate-name"]
     assert place(in_a) == at(first, "name: shared", value=True)
     assert place(in_b) == at(second, "name: shared", value=True)
-    assert f"b.yaml:{at(second, 'name: shared')[0]}:" in in_a.message
-    assert f"a.yaml:{at(first, 'name: shared')[0]}:" in in_b.message
+    # Each message names the other place exactly where that place's own error stands.
+    assert f"b.yaml:{place(in_b)[0]}:{place(in_b)[1]};" in in_a.message
+    assert f"a.yaml:{place(in_a)[0]}:{place(in_a)[1]};" in in_b.message
     assert in_b.message.startswith("duplicate model name 'shared': also defined at ")
 
 
