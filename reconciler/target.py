@@ -24,10 +24,9 @@ if TYPE_CHECKING:
     import psycopg
     from sqlalchemy.engine import Connection
 
-ENVIRONMENT_ENV = "LLM_REGISTRY_ENVIRONMENT"
 ENVIRONMENT_HELP = (
     "Name of the environment this registry is for (e.g. production); shown in the plan, "
-    "recorded in plan files and audit events [default: $LLM_REGISTRY_ENVIRONMENT]."
+    "recorded in plan files and audit events."
 )
 
 

@@ -54,7 +54,7 @@ def _remember_embedded(ctx: click.Context, _param: click.Parameter, value: bool)
 
 
 def embedded_requested() -> bool:
-    """True when the running command was given `--embedded` (or LLM_REGISTRY_EMBEDDED=1)."""
+    """True when the running command was given `--embedded` (or LLM_REGISTRY_[<COMMAND>_]EMBEDDED=1)."""
     ctx = click.get_current_context(silent=True)
     return bool(ctx is not None and ctx.meta.get(_EMBEDDED_META))
 
@@ -69,8 +69,7 @@ def database_url_option(function: F) -> F:
     function = click.option(
         "--embedded",
         is_flag=True,
-        expose_value=False,
-        envvar="LLM_REGISTRY_EMBEDDED",
+        expose_value=False,  # its variables (LLM_REGISTRY_[<COMMAND>_]EMBEDDED) come from cli.py
         callback=_remember_embedded,
         help=EMBEDDED_HELP,
     )(function)

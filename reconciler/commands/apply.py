@@ -14,7 +14,7 @@ from reconciler.console import is_quiet, note
 from reconciler.commands.plan import text_style, use_colour
 from reconciler.diagnostics import escape_text, json_text
 from reconciler.errors import EXIT_ERROR, EXIT_OK, RegistryError
-from reconciler.target import ENVIRONMENT_ENV, ENVIRONMENT_HELP
+from reconciler.target import ENVIRONMENT_HELP
 
 
 def _is_planfile(path: Path) -> bool:
@@ -86,7 +86,7 @@ def outcome_json(outcome: Any, options: Any, error: str | None = None, results: 
 @click.option("--allow-delete-all", is_flag=True, help="Allow deleting every managed model.")
 @click.option("--actor", help="Who applies, for the audit trail [default: $LLM_REGISTRY_ACTOR, $GITHUB_ACTOR, else the OS user].")
 @click.option("--revision", help="Source revision for the audit trail [default: the plan file's, $GITHUB_SHA, else git HEAD of DIR].")
-@click.option("--environment", metavar="NAME", envvar=ENVIRONMENT_ENV, help=ENVIRONMENT_HELP + " A plan file applies only to its own.")
+@click.option("--environment", metavar="NAME", help=ENVIRONMENT_HELP + " A plan file applies only to its own.")
 @click.option(
     "--target", "targets", multiple=True, metavar="NAME",
     help="Only this model and what it needs (a default moving between two models needs both); repeatable. "

@@ -12,7 +12,7 @@ import click
 from reconciler.commands._common import database_url_option, directories_argument, load_registry_reporting, resolve_url
 from reconciler.console import note
 from reconciler.errors import EXIT_BLOCKED, EXIT_CHANGES, EXIT_OK
-from reconciler.target import ENVIRONMENT_ENV, ENVIRONMENT_HELP
+from reconciler.target import ENVIRONMENT_HELP
 
 
 def use_colour(stream: Any = None) -> bool:
@@ -40,7 +40,7 @@ def text_style() -> Callable[..., str]:
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan to PLANFILE for `apply PLANFILE`.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 only when there are none).")
 @click.option("--allow-delete-all", is_flag=True, help="Allow a plan that deletes every managed model.")
-@click.option("--environment", metavar="NAME", envvar=ENVIRONMENT_ENV, help=ENVIRONMENT_HELP)
+@click.option("--environment", metavar="NAME", help=ENVIRONMENT_HELP)
 @click.option(
     "--target", "targets", multiple=True, metavar="NAME",
     help="Only this model and what it needs (a default moving between two models needs both); repeatable. "

@@ -27,7 +27,6 @@ from reconciler.connection import (
 )
 from reconciler.diagnostics import escape_text, json_text
 from reconciler.errors import EXIT_ERROR, EXIT_OK, RegistryError
-from reconciler.target import ENVIRONMENT_ENV
 
 if TYPE_CHECKING:  # pragma: no cover
     from reconciler.spec import ModelDefinition
@@ -244,9 +243,8 @@ def render_json(targets: Sequence[ConnectionTarget], results: Sequence[Connectio
               help="Test the models stored in the database (keys decrypted) instead of the directory's, "
                    "and record a MODEL_CONNECTION_TESTED audit event for each.")
 @database_url_option
-@click.option("--environment", metavar="NAME", envvar=ENVIRONMENT_ENV,
-              help="With --from-db: the environment recorded in the audit events, as apply records it "
-                   "[default: $LLM_REGISTRY_ENVIRONMENT].")
+@click.option("--environment", metavar="NAME",
+              help="With --from-db: the environment recorded in the audit events, as apply records it.")
 def command(
     directories: tuple[Path, ...], names: tuple[str, ...], concurrency: int, timeout: float, output_format: str,
     from_db: bool, database_url: str | None, environment: str | None,

@@ -32,6 +32,16 @@ def test_every_option_reads_its_environment_variable_and_the_command_line_wins(r
     assert explicit.stdout.startswith(f"{directory}: valid, 1 model in 1 file")
 
 
+def test_environment_reads_the_commands_variable_before_the_shared_one(run_cli: Any, tmp_path: Path, database_url: str) -> None:
+    directory = str(_valid_registry(tmp_path / "registry.d"))
+    shared = run_cli("plan", directory, "--database-url", database_url, env={"LLM_REGISTRY_ENVIRONMENT": "staging"})
+    assert "environment staging," in shared.stdout.splitlines()[0]
+    both = {"LLM_REGISTRY_ENVIRONMENT": "staging", "LLM_REGISTRY_PLAN_ENVIRONMENT": "production"}
+    specific = run_cli("plan", directory, "--database-url", database_url, env=both)
+    assert "environment production," in specific.stdout.splitlines()[0]
+    assert "LLM_REGISTRY_APPLY_ENVIRONMENT" in run_cli("apply", "--help").stdout
+
+
 def test_help_names_each_options_variables(run_cli: Any) -> None:
     result = run_cli("apply", "--help")
     assert "LLM_REGISTRY_APPLY_LOCK_TIMEOUT" in result.stdout and "LLM_REGISTRY_LOCK_TIMEOUT" in result.stdout

@@ -215,6 +215,8 @@ def test_embedded_asks_for_the_embedded_cluster_even_in_ci(run_cli: RunCli, embe
     assert f"Upgraded the embedded cluster in {embedded_home}" in result.stdout
     by_variable = run_cli("db", "current", env={**env, "LLM_REGISTRY_EMBEDDED": "1"})
     assert by_variable.exit_code == 0 and "(head)" in by_variable.stdout
+    by_command_variable = run_cli("db", "current", env={**env, "LLM_REGISTRY_DB_CURRENT_EMBEDDED": "1"})  # docs/cli.md
+    assert by_command_variable.exit_code == 0 and "(head)" in by_command_variable.stdout
 
 
 def test_embedded_and_a_url_exclude_each_other(run_cli: RunCli, database_url: str, embedded_home: Path) -> None:
