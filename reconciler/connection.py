@@ -53,6 +53,9 @@ STATUSES: tuple[str, ...] = (
 
 DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT = 30.0
+# What `--concurrency` and `--timeout` accept (apply and test alike).
+MAX_CONCURRENCY = 256
+MAX_TIMEOUT = 3600.0
 MAX_MESSAGE_LENGTH = 300
 MAX_DETAIL_LENGTH = 160
 

@@ -82,6 +82,21 @@ def database_url_option(function: F) -> F:
     )(function)
 
 
+def connection_test_options(function: F) -> F:
+    """Add `--concurrency N` and `--timeout S`: the same bounds and defaults for every
+    command that runs connection tests (apply, test)."""
+    from reconciler.connection import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, MAX_CONCURRENCY, MAX_TIMEOUT
+
+    function = click.option(
+        "--timeout", default=DEFAULT_TIMEOUT, show_default=True, type=click.FloatRange(0, MAX_TIMEOUT, min_open=True),
+        help="Seconds each connection test may take; there are no retries.",
+    )(function)
+    return click.option(
+        "--concurrency", default=DEFAULT_CONCURRENCY, show_default=True, type=click.IntRange(1, MAX_CONCURRENCY),
+        help="Connection tests running at once.",
+    )(function)
+
+
 def resolve_url(database_url: str | None) -> str:
     """The command's database URL (`db.resolve_database_url`, with this command's --embedded)."""
     from reconciler import db

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import click
 
-from reconciler.commands._common import database_url_option, load_registry_reporting, open_database
+from reconciler.commands._common import connection_test_options, database_url_option, load_registry_reporting, open_database
 from reconciler.console import is_quiet, note
 from reconciler.commands.plan import text_style, use_colour
 from reconciler.diagnostics import escape_text, json_text
@@ -80,8 +80,7 @@ def outcome_json(outcome: Any, options: Any, error: str | None = None, results: 
 @click.option("--dry-run", is_flag=True, help="Do everything, connection tests and writes included, then roll back.")
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation (needed without a terminal, e.g. in CI).")
 @click.option("--skip-connection-tests", is_flag=True, help="Write without testing connections (recorded in the audit trail).")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True, help="Connection tests run at once.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds per connection test.")
+@connection_test_options
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds to wait for another apply to finish.")
 @click.option("--allow-delete-all", is_flag=True, help="Allow deleting every managed model.")
 @click.option("--actor", help="Who applies, for the audit trail [default: $LLM_REGISTRY_ACTOR, $GITHUB_ACTOR, else the OS user].")

@@ -15,11 +15,9 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import click
 
-from reconciler.commands._common import database_url_option, directories_argument
+from reconciler.commands._common import connection_test_options, database_url_option, directories_argument
 from reconciler.console import is_quiet
 from reconciler.connection import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_TIMEOUT,
     ConnectionResult,
     ConnectionTarget,
     run_connection_tests,
@@ -233,10 +231,7 @@ def render_json(targets: Sequence[ConnectionTarget], results: Sequence[Connectio
 @directories_argument
 @click.option("--model", "names", multiple=True, metavar="NAME",
               help="Test only this model, active or not (repeatable). Default: every active model.")
-@click.option("--concurrency", default=DEFAULT_CONCURRENCY, show_default=True, type=click.IntRange(1, 256),
-              help="Tests running at once.")
-@click.option("--timeout", default=DEFAULT_TIMEOUT, show_default=True, type=click.FloatRange(0, 3600, min_open=True),
-              help="Seconds each test may take; there are no retries.")
+@connection_test_options
 @click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="table for people, json for scripts.")
 @click.option("--from-db", "from_db", is_flag=True,

@@ -42,6 +42,14 @@ def test_environment_reads_the_commands_variable_before_the_shared_one(run_cli: 
     assert "LLM_REGISTRY_APPLY_ENVIRONMENT" in run_cli("apply", "--help").stdout
 
 
+@pytest.mark.parametrize("command", ["apply", "test"])
+@pytest.mark.parametrize(("option", "value"), [("--concurrency", "0"), ("--concurrency", "257"), ("--timeout", "0"), ("--timeout", "3601")])
+def test_commands_that_run_connection_tests_take_the_same_bounds(run_cli: Any, tmp_path: Path, command: str, option: str, value: str) -> None:
+    result = run_cli(command, str(_valid_registry(tmp_path / "registry.d")), option, value)
+    assert result.exit_code == 1
+    assert f"Invalid value for '{option}'" in result.stderr
+
+
 def test_help_names_each_options_variables(run_cli: Any) -> None:
     result = run_cli("apply", "--help")
     assert "LLM_REGISTRY_APPLY_LOCK_TIMEOUT" in result.stdout and "LLM_REGISTRY_LOCK_TIMEOUT" in result.stdout
