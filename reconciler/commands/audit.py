@@ -65,7 +65,8 @@ def details_summary(details: dict[str, Any]) -> str:
 @click.option("--until", "until", metavar="WHEN", help="Only events until WHEN (inclusive), in the forms --since takes.")
 @click.option("--run", "run_id", metavar="RUN_ID", help="Only events of this apply run.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the newest N events.")
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="table for people; json: every column of each event (docs/audit.md).")
 def command(
     database_url: str | None,
     model: str | None,

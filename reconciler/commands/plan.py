@@ -37,7 +37,8 @@ def text_style() -> Callable[..., str]:
     help="text for a terminal; json (docs/plan-format.md) for tools; markdown for a PR comment; "
     "github for workflow annotations on the PR diff; html for a self-contained page (docs/page.md).",
 )
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan to PLANFILE for `apply PLANFILE`.")
+@click.option("--out", "out", metavar="PLANFILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the plan to PLANFILE for `apply PLANFILE`.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when the plan has changes (0 only when there are none).")
 @click.option("--allow-delete-all", is_flag=True, help="Allow a plan that deletes every managed model.")
 @click.option("--environment", metavar="NAME", help=ENVIRONMENT_HELP)

@@ -16,7 +16,8 @@ from reconciler.errors import EXIT_OK, RegistryError
 @database_url_option
 @click.option("--events", "event_count", type=click.IntRange(min=0), default=10, show_default=True,
               help="How many of the newest audit events to show.")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people; json: the record, its last connection test and its events.")
 def command(name: str, database_url: str | None, event_count: int, output_format: str) -> int:
     """Show one model: its full record, the KBs using it, its last connection test and audit events.
 

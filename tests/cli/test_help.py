@@ -26,6 +26,22 @@ def test_every_command_has_its_real_short_help_as_static_summary(name: str) -> N
     )
 
 
+def _commands(command: click.Command, path: str) -> list[tuple[str, click.Command]]:
+    found = [(path, command)]
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            found += _commands(sub, f"{path} {name}")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+def test_every_option_and_command_says_what_it_is_for(name: str) -> None:
+    for path, command in _commands(real_command(name), name):
+        assert command.help, f"llm-registry {path} has no help"
+        silent = [p.opts[-1] for p in command.params if isinstance(p, click.Option) and not p.hidden and not p.help]
+        assert silent == [], f"llm-registry {path}: options without help"
+
+
 def test_no_summary_without_a_command() -> None:
     assert set(cli.SUMMARIES) <= set(cli.COMMANDS)
 
