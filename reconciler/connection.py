@@ -49,6 +49,7 @@ STATUSES: tuple[str, ...] = (
     "rate_limited",
     "dimension_mismatch",
     "provider_error",
+    "key_undecryptable",  # test --from-db: the stored key does not open with the passphrase (not tested)
 )
 
 DEFAULT_CONCURRENCY = 8

@@ -268,7 +268,7 @@ def command(
     tested = iter(test_targets(testable, concurrency=concurrency, timeout=timeout))
     # An undecryptable key is that model's failure; the others are tested.
     results = [
-        ConnectionResult(target.name, "authentication_error", 0, undecryptable_message([target.name]) + "; not tested")
+        ConnectionResult(target.name, "key_undecryptable", 0, undecryptable_message([target.name]) + "; not tested")
         if model_id in undecryptable
         else next(tested)
         for target, model_id in zip(targets, model_ids)

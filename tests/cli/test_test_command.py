@@ -327,14 +327,15 @@ def test_from_db_reports_an_undecryptable_row_as_its_failure_and_tests_the_other
     assert result.exit_code == 1, result.output
     results = {item["name"]: item for item in json.loads(result.stdout)["results"]}
     assert {name: item["status"] for name, item in results.items()} == {
-        "emb": "ok", "gpt": "ok", "foreign": "authentication_error",
+        "emb": "ok", "gpt": "ok", "foreign": "key_undecryptable",  # the passphrase, not the provider's refusal
     }
     assert results["foreign"]["message"].startswith(
         "cannot decrypt the stored API key of foreign: LLM_REGISTRY_ENCRYPTION_KEY is not the passphrase they were stored with"
     )
     assert fake_provider.request_count("stored-foreign") == 0 and fake_provider.request_count("stored-gpt") == 1
     events = {e.model_name: e.details for e in read_audit_events(connection)}
-    assert events["foreign"]["outcome"] == "failure" and events["gpt"]["outcome"] == "success"
+    assert (events["foreign"]["outcome"], events["foreign"]["status"]) == ("failure", "key_undecryptable")
+    assert events["gpt"]["outcome"] == "success"
     assert CANARY_KEY not in result.output
 
 

@@ -185,7 +185,7 @@ def test_display_endpoint_drops_credentials_in_url() -> None:
 def test_result_ok_property_and_statuses() -> None:
     assert ConnectionResult("m", "ok", 1, "").ok
     assert not ConnectionResult("m", "timeout_error", 1, "").ok
-    assert STATUSES[0] == "ok" and len(set(STATUSES)) == 8
+    assert STATUSES[0] == "ok" and len(set(STATUSES)) == 9
 
 
 # --- classification with LiteLLM's own exception classes ---------------------------
