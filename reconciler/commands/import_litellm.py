@@ -75,7 +75,8 @@ def command(config: Path, out: Path, split: str, force: bool) -> int:
     exported = export_registry(models, split=split)  # type: ignore[arg-type]
     write_files(out, exported.files, force)
     click.echo(
-        f"Imported {len(models)} of {result.deployments} deployments into {out}: {', '.join(f.name for f in exported.files)}"
+        f"Imported {len(models)} of {result.deployments} deployment{'s' * (result.deployments != 1)} into {out}: "
+        f"{', '.join(f.name for f in exported.files)}"
     )
     valid = report_written(out, exported.variables)
     # What could be imported is written (for review); exit 1 says something was not.

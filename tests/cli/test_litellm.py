@@ -50,6 +50,7 @@ def test_import_of_a_config_that_imports_whole_exits_0(run_cli: RunCli, tmp_path
     out = tmp_path / "registry.d"
     result = run_cli("import", "--from-litellm", str(config), "--out", str(out))
     assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"Imported 1 of 1 deployment into {out}: ollama.yaml"
     assert f"{out}: valid, 1 model in 1 file, 1 warning" in result.stdout.splitlines()  # no default yet
     assert " error: " not in result.stderr
 
