@@ -159,8 +159,8 @@ def plan_registry(
     if targets:
         raw = limit_to_targets(raw, targets)
     references = {model.api_key for model in registry.models if model.api_key}  # a few distinct ones
-    variables = {env_reference_name(reference) for reference in references}
-    unset = tuple(sorted(name for name in variables if name and not environ.get(name)))
+    # Unset as resolve_reference sees it (an empty variable counts as unset).
+    unset = tuple(sorted({env_reference_name(ref) or "" for ref in references if resolve_reference(ref, environ) is None}))
     with collector_paused():  # the policies simulate the plan: 10,000 rows' worth of objects, no cycles
         planned = apply_policies(replace(raw, unset_key_variables=unset), state, allow_delete_all=allow_delete_all)
     return PlannedRun(registry, state, planned)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from reconciler.pipeline import plan_registry
 from reconciler.plan import KEY_UNKNOWN, compute_plan
 from reconciler.policy import apply_policies
 from reconciler.render import (
@@ -21,8 +22,7 @@ from reconciler.render import (
 )
 from reconciler.state import RegistryState
 from reconciler.target import short_revision
-from tests.factories import embedding_model, generation_model, knowledge_base, stored_model
-from tests.unit.test_plan import registry, stored_from
+from tests.factories import embedding_model, generation_model, knowledge_base, registry, stored_from, stored_model
 
 
 def mixed_plan():  # noqa: ANN201 - test helper
@@ -246,3 +246,12 @@ def test_a_key_whose_variable_is_unset_says_so() -> None:
     assert "${env:OPENAI_API_KEY} (not set: known at apply)" in render_markdown(unset)
     # Set, but the passphrase is not: the fingerprint is still unknown.
     assert "= ${env:OPENAI_API_KEY} (known at apply)" in render_text(plan)
+
+
+@pytest.mark.parametrize("environ", [{}, {"OPENAI_API_KEY": ""}], ids=["unset", "empty"])
+def test_an_empty_key_variable_is_as_unset_as_a_missing_one(environ: dict[str, str]) -> None:
+    spec = registry(generation_model(name="chat", default=True), embedding_model(name="emb", default=True))
+    plan = plan_registry(spec, RegistryState(), environ).plan
+    assert plan.unset_key_variables == ("OPENAI_API_KEY",)
+    assert "= ${env:OPENAI_API_KEY} (not set: known at apply)" in render_text(plan)
+    assert plan_registry(spec, RegistryState(), {"OPENAI_API_KEY": "sk-x"}).plan.unset_key_variables == ()
