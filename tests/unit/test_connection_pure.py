@@ -63,6 +63,10 @@ from tests.factories import CANARY_KEY, embedding_model, generation_model
         ("ollama", "generation", "http://ollama:11434/", "http://ollama:11434"),
         ("ollama", "ner", "http://ollama:11434/api", "http://ollama:11434"),
         ("ollama", "generation", "http://ollama:11434/api/chat", "http://ollama:11434"),
+        # A query string or fragment cannot go into api_base (LiteLLM appends paths to it).
+        ("openai", "generation", "https://gw.test/v1?tenant=a#x", "https://gw.test/v1"),
+        ("azure", "generation", "https://res.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-02-01",
+         "https://res.openai.azure.com"),
     ],
 )
 def test_translate_endpoint(provider: str, model_type: str, endpoint: str | None, expected: str | None) -> None:
