@@ -67,9 +67,22 @@ def resolve_field_references(registry: RegistrySpec, environ: Mapping[str, str])
     problems: list[Diagnostic] = []
     resolved = []
     updates: dict[str, dict[str, str]] = {}
+    # These values are printed and stored in clear: one that is also a model's API key
+    # (whatever its variable is called) must not become an endpoint or a version.
+    key_values = {resolve_reference(ref, environ) for ref in {m.api_key for m in registry.models if m.api_key}} - {None}
     for reference in registry.references:
         value = environ.get(reference.variable)
         field_label = f"{reference.model}: {reference.field}"
+        if value and value in key_values:
+            problems.append(
+                error(
+                    "refused-variable",
+                    f"{field_label}: ${{env:{reference.variable}}} holds the same value as an api_key of this "
+                    f"registry; {reference.field} is printed in plans and stored in clear, so it may not hold a key",
+                    reference.location,
+                )
+            )
+            continue
         if not value:
             problems.append(
                 error(
@@ -84,8 +97,9 @@ def resolve_field_references(registry: RegistrySpec, environ: Mapping[str, str])
             problems.append(
                 error(
                     "bad-value",
-                    f"{field_label}: ${{env:{reference.variable}}} must hold an http:// or https:// URL, "
-                    f"got {value[:80]!r}",
+                    # The value is not repeated: a variable is no place to be sure there is no secret.
+                    f"{field_label}: ${{env:{reference.variable}}} must hold an http:// or https:// URL "
+                    f"(its value, {len(value)} characters, is not one; it is not shown)",
                     reference.location,
                 )
             )

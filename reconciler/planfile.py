@@ -256,7 +256,7 @@ def _check_saved_definitions(path: Path, saved: SavedPlan) -> None:
         for field_name in ("api_key", "api_endpoint", "api_version"):
             value = getattr(model, field_name)
             name = env_reference_name(value) if isinstance(value, str) else None
-            reason = refused_variable(name) if name else None
+            reason = refused_variable(name, field=field_name) if name else None
             if reason is not None:
                 raise RegistryError(f"{path}: model {model.name!r}: {refused_variable_message(field_name, name or '', reason)}")
         if model.api_endpoint and endpoint_credentials_problem(model.api_endpoint):

@@ -70,13 +70,25 @@ def parse_allow_list(value: str | None) -> tuple[str, ...]:
     return tuple(part for part in re.split(r"[\s,]+", value.strip()) if part)
 
 
-def refused_variable(name: str, allow_list: Iterable[str] = ()) -> str | None:
-    """Why a registry may not reference the variable `name`, or None when it may.
+# Words of a variable name (split at `_`) that say it holds a credential.
+_CREDENTIAL_WORDS = frozenset(
+    {"KEY", "APIKEY", "TOKEN", "SECRET", "SECRETS", "PASSWORD", "PASSWD", "PWD", "CREDENTIAL", "CREDENTIALS", "PAT"}
+)
+
+
+def refused_variable(name: str, allow_list: Iterable[str] = (), *, field: str = "api_key") -> str | None:
+    """Why a registry may not reference the variable `name` in `field`, or None when it may.
 
     Names are compared as written (environment variables are case-sensitive on the
     platforms CI runs on), and also upper-cased, so that `github_token` is no way round.
+    `api_endpoint` and `api_version` are configuration, resolved at plan time and
+    printed in plans and PR comments, stored and audited in clear: a variable whose
+    name says it holds a credential (`OPENAI_API_KEY`, `*_TOKEN`, ...) is refused there.
     """
-    return _refused_variable(name, tuple(allow_list))
+    reason = _refused_variable(name, tuple(allow_list))
+    if reason is None and field != "api_key" and _CREDENTIAL_WORDS.intersection(name.upper().split("_")):
+        return f"its name says it holds a credential, and {field} is printed in plans and stored in clear"
+    return reason
 
 
 @functools.lru_cache(maxsize=4096)
@@ -96,6 +108,10 @@ def refused_variable_message(field: str, name: str, reason: str) -> str:
     """The message for a refused reference: names the variable and why, never its value."""
     if reason.startswith(_NOT_ALLOWED):  # an example name could be outside the allow list too
         advice = f"Reference a variable whose name matches one of {KEY_VARIABLES_ENV}'s patterns"
+    elif field == "api_endpoint":
+        advice = "Reference a variable that holds only the URL (e.g. AZURE_OPENAI_ENDPOINT)"
+    elif field == "api_version":
+        advice = "Reference a variable that holds only the version (e.g. AZURE_OPENAI_API_VERSION)"
     else:
         advice = "Reference a variable that holds only this model's key (e.g. OPENAI_API_KEY)"
     return f"{field}: ${{env:{name}}} may not be referenced by a registry: {reason}. {advice}"

@@ -31,6 +31,29 @@ def test_refused_variables_are_refused_at_the_reference(tmp_path: Path, name: st
     assert f"${{env:{name}}} may not be referenced by a registry" in diagnostic.message
 
 
+@pytest.mark.parametrize(
+    ("field", "name"),
+    [("api_version", "OPENAI_API_KEY"), ("api_version", "LLM_KEY_GPT_4O"), ("api_endpoint", "GATEWAY_TOKEN"),
+     ("api_endpoint", "PROXY_PASSWORD"), ("api_version", "my_secret")],
+)
+def test_a_credential_named_variable_is_refused_where_the_value_is_printed(tmp_path: Path, field: str, name: str) -> None:
+    # api_endpoint and api_version are resolved at plan time and shown in plans and PR comments.
+    model = generation_model(name="g", provider="azure", model_id="gpt-4o", api_key="${env:AZURE_OPENAI_API_KEY}",
+                             api_endpoint="https://res.openai.azure.com", api_version="2024-02-01", default=True)
+    path = write_registry_file(tmp_path, [{**model, field: f"${{env:{name}}}"}])
+    diagnostic = only(validate_directory(tmp_path, key_variables=()), "refused-variable")
+    assert place(diagnostic) == at(path, f"{field}: ", value=True)
+    assert diagnostic.message.startswith(
+        f"{field}: ${{env:{name}}} may not be referenced by a registry: its name says it holds a credential, "
+        f"and {field} is printed in plans and stored in clear. Reference a variable that holds only the "
+    )
+
+
+@pytest.mark.parametrize("name", ["AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION", "KEYCLOAK_URL", "OPENAI_BASE_URL", "MONKEY_API_BASE"])
+def test_endpoint_and_version_variables_stay_allowed(name: str) -> None:
+    assert refused_variable(name, field="api_endpoint") is None and refused_variable(name, field="api_version") is None
+
+
 @pytest.mark.parametrize("name", ["OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY", "COHERE_KEY"])
 def test_provider_keys_stay_allowed(tmp_path: Path, name: str) -> None:
     write_registry_file(tmp_path, [generation_model(name="g", api_key=f"${{env:{name}}}", default=True)])
