@@ -135,10 +135,27 @@ def sqlalchemy_url(url: str) -> "URL":
     )
 
 
+# Query parameters whose value may be a credential (libpq takes `?password=`, `?sslpassword=`).
+_SECRET_QUERY_WORDS = ("pass", "pwd", "secret", "token", "key")
+
+
+def masked_url(url: "URL") -> str:
+    """`url` for display: the password and every query value that may be a credential as `***`."""
+    from urllib.parse import quote
+
+    shown = url.set(query={}).render_as_string(hide_password=True)
+    parameters = []
+    for name, values in sorted(url.query.items()):
+        secret = any(word in name.lower() for word in _SECRET_QUERY_WORDS)
+        for value in (values,) if isinstance(values, str) else values:
+            parameters.append(f"{quote(name)}={'***' if secret else quote(value)}")
+    return f"{shown}?{'&'.join(parameters)}" if parameters else shown
+
+
 def display_url(url: str) -> str:
-    """The URL with its password masked, for messages."""
+    """The URL with its password (in `user:password@` or `?password=`) masked, for messages."""
     try:
-        return sqlalchemy_url(url).render_as_string(hide_password=True)
+        return masked_url(sqlalchemy_url(url))
     except RegistryError:
         return "(invalid URL)"
 
@@ -259,7 +276,7 @@ def connect(engine: "Engine", url: str | None = None) -> Iterator["Connection"]:
     try:
         connection = engine.connect()
     except OperationalError as error:
-        raise connection_error(url or engine.url.render_as_string(hide_password=True), error) from None
+        raise connection_error(url or engine.url.render_as_string(hide_password=False), error) from None  # masked there
     with connection:
         yield connection
 

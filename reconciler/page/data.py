@@ -309,7 +309,9 @@ def gather_registry_page(connection: "Connection", *, database: str = "") -> Reg
 
 def display_database(engine: "Engine") -> str:
     """The engine's database as the page names it: `postgresql://user:***@host/db` (password masked)."""
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=True)
+    from reconciler.db import masked_url
+
+    return masked_url(engine.url.set(drivername="postgresql"))
 
 
 @contextlib.contextmanager

@@ -34,6 +34,20 @@ def test_upgrade_an_empty_database_then_again(run_cli: RunCli, unmigrated_databa
     assert after.stdout.strip() == f"{db.head_revision()} (head)"
 
 
+def test_a_password_in_the_urls_query_is_never_printed(run_cli: RunCli, database_url: str) -> None:
+    separator = "&" if "?" in database_url else "?"
+    with_password = f"{database_url}{separator}password=pw-in-query-3f9c"  # libpq's keyword (trust auth ignores it)
+    result = run_cli("db", "upgrade", "--database-url", with_password)
+    assert result.exit_code == 0, result.output
+    assert "password=***" in result.stdout  # the job summary of the action copies this line
+    from sqlalchemy.engine import make_url
+
+    closed_port = make_url(with_password).set(port=1).render_as_string(hide_password=False)
+    refused = run_cli("db", "current", "--database-url", closed_port)
+    assert refused.exit_code == 1 and "cannot connect to the database" in refused.stderr
+    assert "pw-in-query-3f9c" not in result.output + refused.output
+
+
 def test_the_url_may_come_from_the_environment(run_cli: RunCli, unmigrated_database_url: str) -> None:
     result = run_cli("db", "upgrade", env={"LLM_REGISTRY_DATABASE_URL": unmigrated_database_url})
     assert result.exit_code == 0, result.output

@@ -72,3 +72,19 @@ def test_other_urls_are_refused_as_sqlalchemy_url_refuses_them(url: str, message
 )
 def test_a_target_names_user_host_port_and_database_never_the_password(url: str, shown: str) -> None:
     assert describe_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:hunter2@h:5432/db", "postgresql+psycopg://u:***@h:5432/db"),
+        # libpq takes a password as a query parameter too, and a key's passphrase as sslpassword
+        ("postgresql://u@h/db?password=hunter2&sslmode=require", "postgresql+psycopg://u@h/db?password=***&sslmode=require"),
+        ("postgresql://u@h/db?sslpassword=hunter2&application_name=a%20b", "postgresql+psycopg://u@h/db?application_name=a%20b&sslpassword=***"),
+        ("postgresql://u@h/db?PASSWORD=hunter2", "postgresql+psycopg://u@h/db?PASSWORD=***"),
+        ("mysql://u:hunter2@h/db", "(invalid URL)"),
+    ],
+)
+def test_a_url_in_a_message_never_shows_a_password(url: str, shown: str) -> None:
+    assert db.display_url(url) == shown
+    assert "hunter2" not in db.display_url(url)
