@@ -17,6 +17,7 @@ from reconciler.errors import RegistryError
 from reconciler.gc_pause import collector_paused
 from reconciler.plan import KEY_UNKNOWN, Plan, compute_plan
 from reconciler.policy import apply_policies
+from reconciler.references import endpoint_credentials_problem
 from reconciler.secrets import ENCRYPTION_KEY_ENV, key_fingerprint, resolve_reference, verify_passphrase
 from reconciler.spec import RegistrySpec, env_reference_name, is_http_url
 from reconciler.state import RegistryState
@@ -103,6 +104,10 @@ def resolve_field_references(registry: RegistrySpec, environ: Mapping[str, str])
                     reference.location,
                 )
             )
+            continue
+        if reference.field == "api_endpoint" and (problem := endpoint_credentials_problem(value)) is not None:
+            # As validate refuses it in a file; from a variable it would be printed in the plan.
+            problems.append(error("endpoint-credentials", f"{reference.model}: ${{env:{reference.variable}}}: {problem}", reference.location))
             continue
         if reference.field == "api_version" and len(value) > 64:
             problems.append(error("bad-value", f"{field_label}: ${{env:{reference.variable}}} is longer than 64 characters", reference.location))

@@ -32,7 +32,7 @@ import fnmatch
 import functools
 import re
 from typing import Any, Iterable
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 KEY_VARIABLES_ENV = "LLM_REGISTRY_KEY_VARIABLES"
 _NOT_ALLOWED = f"not in {KEY_VARIABLES_ENV}"  # how a reason outside the allow list starts
@@ -59,8 +59,12 @@ _REFUSED: tuple[tuple[str, str], ...] = (
     ("ARM_*", "Azure account credentials"),
 )
 
-# Query parameters that carry a credential: an endpoint must not embed one.
-_CREDENTIAL_PARAMETER = re.compile(r"(?i)^(?:.*[-_])?(?:key|api[-_]?key|token|secret|password|passwd|pwd|sig|signature|auth)$")
+# Words of a query parameter's name that say it carries a credential (accessToken, api_key,
+# X-Api-Key, token[], sig): an endpoint must not embed one.
+_CREDENTIAL_PARAMETER_WORDS = frozenset(
+    {"key", "apikey", "token", "secret", "password", "passwd", "pwd", "sig", "signature", "auth",
+     "authorization", "credential", "credentials", "jwt", "bearer", "session", "sessionid"}
+)
 
 
 def parse_allow_list(value: str | None) -> tuple[str, ...]:
@@ -117,8 +121,25 @@ def refused_variable_message(field: str, name: str, reason: str) -> str:
     return f"{field}: ${{env:{name}}} may not be referenced by a registry: {reason}. {advice}"
 
 
+def _is_credential_parameter(name: str) -> bool:
+    """Whether a query parameter's name (percent-decoded) reads as a credential, by its words:
+    split at anything not a letter or digit and at camelCase humps."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", unquote_plus(name))
+    return any(word in _CREDENTIAL_PARAMETER_WORDS for word in re.split(r"[^a-z0-9]+", spaced.lower()))
+
+
+def _parameters(text: str) -> list[tuple[str, str]]:
+    """`name=value` pairs of a query string or fragment, split at `&` and at `;` (both are used)."""
+    pairs = []
+    for part in re.split(r"[&;]", text):
+        if part:
+            name, _, value = part.partition("=")
+            pairs.append((name, value))
+    return pairs
+
+
 def endpoint_credentials_problem(endpoint: str) -> str | None:
-    """Why an `api_endpoint` carries credentials (user:password@host, ?key=...), else None.
+    """Why an `api_endpoint` carries credentials (user:password@host, ?key=..., #access_token=...), else None.
 
     The message never repeats the URL or any part of the credentials.
     """
@@ -131,12 +152,14 @@ def endpoint_credentials_problem(endpoint: str) -> str | None:
             "api_endpoint holds credentials (user:password@ before the host); remove them: "
             "a key belongs in api_key as ${env:NAME}, and the endpoint is shown in plans and audit records"
         )
-    for parameter, _ in parse_qsl(parts.query, keep_blank_values=True):
-        if _CREDENTIAL_PARAMETER.match(parameter):
-            return (
-                f"api_endpoint holds a credential in its query string (parameter {parameter!r}); remove it: "
-                "a key belongs in api_key as ${env:NAME}"
-            )
+    for where, text in (("query string", parts.query), ("fragment", parts.fragment)):
+        for parameter, _ in _parameters(text):
+            if _is_credential_parameter(parameter):
+                shown = re.sub(r"[^A-Za-z0-9_.\-\[\]]", "?", unquote_plus(parameter))[:40]
+                return (
+                    f"api_endpoint holds a credential in its {where} (parameter {shown!r}); remove it: "
+                    "a key belongs in api_key as ${env:NAME}"
+                )
     return None
 
 
@@ -152,8 +175,8 @@ def redact_endpoint(endpoint: Any) -> Any:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = "&".join(
-        f"{name}={'***' if _CREDENTIAL_PARAMETER.match(name) else value}"
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+    def redacted(text: str) -> str:
+        return "&".join(f"{name}={'***' if _is_credential_parameter(name) else value}" for name, value in _parameters(text))
+
+    return urlunsplit((parts.scheme, netloc, parts.path, redacted(parts.query), redacted(parts.fragment)))

@@ -114,3 +114,14 @@ def test_validate_accepts_references_without_the_variables(run_cli: Any, tmp_pat
     result = run_cli("validate", str(root / "common"), str(root / "staging"))
     assert result.exit_code == 0, result.output
     assert "valid, 3 models in 2 files" in result.stdout
+
+
+def test_an_endpoint_variable_with_credentials_is_refused_without_showing_them(
+    run_cli: Any, tmp_path: Path, fake_provider: FakeProvider, database_url: str
+) -> None:
+    root = _layout(tmp_path / "registry.d", fake_provider)
+    for url in (f"http://admin:s3cretPW@{fake_provider.url[7:]}", f"{fake_provider.url}/?accessToken=s3cretPW"):
+        result = run_cli("plan", str(root / "common"), "--database-url", database_url, env=_env(url))
+        assert result.exit_code == 1
+        assert "embed: ${env:OLLAMA_URL}: api_endpoint holds" in result.stderr  # the same check as in a file
+        assert "s3cretPW" not in result.output

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.diagnostics import format_text
-from reconciler.references import endpoint_credentials_problem, parse_allow_list, refused_variable
+from reconciler.references import endpoint_credentials_problem, parse_allow_list, redact_endpoint, refused_variable
 from reconciler.validate import validate_directory
 from tests.factories import embedding_model, generation_model, write_registry_file, write_text_file
 from tests.unit.test_validate import at, only, place
@@ -95,6 +95,9 @@ def test_pure_rules() -> None:
     assert parse_allow_list(None) == () and parse_allow_list(" A_*  B_*,C ") == ("A_*", "B_*", "C")
     assert endpoint_credentials_problem("https://api.example.com/v1") is None
     assert endpoint_credentials_problem("https://api.example.com/v1?api-version=2024") is None
+    for harmless in ("https://gw.example/v1?tenant=a&format=json", "https://gw.example/?author=me", "https://gw.example/#section-2"):
+        assert endpoint_credentials_problem(harmless) is None, harmless
+    assert redact_endpoint(f"https://h.example/?a=1;accessToken={SECRET}#id_token={SECRET}") == "https://h.example/?a=1&accessToken=***#id_token=***"
 
 
 SECRET = "hunter2-do-not-echo"
@@ -103,7 +106,11 @@ SECRET = "hunter2-do-not-echo"
 @pytest.mark.parametrize(
     "endpoint",
     [f"http://user:{SECRET}@ollama.internal:11434", f"https://{SECRET}@h.example", f"https://h.example/v1?key={SECRET}",
-     f"https://h.example/v1?x=1&access_token={SECRET}"],
+     f"https://h.example/v1?x=1&access_token={SECRET}",
+     # spellings a `[-_]word` rule let through: camelCase, `;` as separator, brackets, the fragment, an encoded NUL
+     f"https://h.example/?accessToken={SECRET}", f"https://h.example/?apiToken={SECRET}", f"https://h.example/?clientSecret={SECRET}",
+     f"https://h.example/?a=1;api_key={SECRET}", f"https://h.example/?token[]={SECRET}", f"https://h.example/#access_token={SECRET}",
+     f"https://h.example/?api_key%00={SECRET}", f"https://h.example/?X-Api-Key={SECRET}", f"https://blob.example/c?sv=1&sig={SECRET}"],
 )
 def test_endpoint_with_credentials_is_refused_without_repeating_them(tmp_path: Path, endpoint: str) -> None:
     path = write_registry_file(tmp_path, [embedding_model(name="e", api_endpoint=endpoint, default=True)])
