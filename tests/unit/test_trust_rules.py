@@ -22,6 +22,10 @@ from tests.unit.test_validate import at, only, place
         "DATABASE_URL", "APP_DATABASE_URL", "REPLICA_DB_URL", "SENTRY_DSN", "PGPASSWORD", "PGSERVICEFILE",
         "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_CLIENT_SECRET",
         "ARM_CLIENT_SECRET",
+        # more CI systems, vaults, registries and passwords
+        "GH_TOKEN", "SYSTEM_ACCESSTOKEN", "BUILDKITE_AGENT_ACCESS_TOKEN", "CIRCLE_TOKEN", "VAULT_TOKEN",
+        "GOOGLE_CREDENTIALS", "NPM_TOKEN", "TWINE_PASSWORD", "DOCKER_PASSWORD", "POSTGRES_PASSWORD", "DB_PASSWORD",
+        "MY_DATABASE_URI", "SSH_PRIVATE_KEY", "GPG_PRIVATE_KEY",
     ],
 )
 def test_refused_variables_are_refused_at_the_reference(tmp_path: Path, name: str) -> None:
@@ -34,7 +38,7 @@ def test_refused_variables_are_refused_at_the_reference(tmp_path: Path, name: st
 @pytest.mark.parametrize(
     ("field", "name"),
     [("api_version", "OPENAI_API_KEY"), ("api_version", "LLM_KEY_GPT_4O"), ("api_endpoint", "GATEWAY_TOKEN"),
-     ("api_endpoint", "PROXY_PASSWORD"), ("api_version", "my_secret")],
+     ("api_endpoint", "GATEWAY_SECRET"), ("api_version", "my_secret")],
 )
 def test_a_credential_named_variable_is_refused_where_the_value_is_printed(tmp_path: Path, field: str, name: str) -> None:
     # api_endpoint and api_version are resolved at plan time and shown in plans and PR comments.
