@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import json
@@ -30,12 +31,19 @@ import re
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.scrub import scrub as scrub_forms
 
-from reconciler.providers import DEFAULT_ENDPOINTS, KEY_REQUIRED, litellm_model, requests_dimensions, translate_endpoint
+from reconciler.providers import (
+    DEFAULT_ENDPOINTS,
+    KEY_REQUIRED,
+    PROVIDER_ENVIRONMENT_PREFIXES,
+    litellm_model,
+    requests_dimensions,
+    translate_endpoint,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from reconciler.spec import EmbeddingModel, GenerationModel, NerModel
@@ -691,22 +699,40 @@ async def test_connections(
         raise ValueError("timeout must be positive")
     if not targets:
         return []
-    if any(precheck(t) is None for t in targets):
-        # Import once and load the providers' code before the tasks start, not inside
-        # the first ones' timers: a test's latency is the provider's.
-        await _warm_up(_litellm(), targets, timeout)
-    semaphore = asyncio.Semaphore(concurrency)
-    results: list[ConnectionResult | None] = [None] * len(targets)
+    with provider_environment_hidden():
+        if any(precheck(t) is None for t in targets):
+            # Import once and load the providers' code before the tasks start, not inside
+            # the first ones' timers: a test's latency is the provider's.
+            await _warm_up(_litellm(), targets, timeout)
+        semaphore = asyncio.Semaphore(concurrency)
+        results: list[ConnectionResult | None] = [None] * len(targets)
 
-    async def run(index: int, target: ConnectionTarget) -> None:
-        async with semaphore:
-            result = await test_one(target, timeout)
-        results[index] = result
-        if on_result is not None:
-            on_result(result)
+        async def run(index: int, target: ConnectionTarget) -> None:
+            async with semaphore:
+                result = await test_one(target, timeout)
+            results[index] = result
+            if on_result is not None:
+                on_result(result)
 
-    await asyncio.gather(*(run(i, t) for i, t in enumerate(targets)))
+        await asyncio.gather(*(run(i, t) for i, t in enumerate(targets)))
     return [r for r in results if r is not None]
+
+
+@contextlib.contextmanager
+def provider_environment_hidden() -> Iterator[None]:
+    """Hide, while tests run, the environment variables LiteLLM and the SDKs would fall back to.
+
+    Every key and endpoint a test uses is in its target, resolved from what the
+    definition names. Without this, a model with no key of its own (every Ollama
+    model) would carry OLLAMA_API_KEY to whatever endpoint a file names, and a model
+    without an endpoint would go to OPENAI_BASE_URL instead of the provider's default.
+    The variables are back when the tests end.
+    """
+    hidden = {name: os.environ.pop(name) for name in list(os.environ) if name.startswith(PROVIDER_ENVIRONMENT_PREFIXES)}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
 
 
 test_connections.__test__ = False  # type: ignore[attr-defined]

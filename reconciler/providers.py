@@ -32,6 +32,11 @@ PROVIDERS_WITHOUT_TOP_K: tuple[str, ...] = ("openai", "azure")
 # Providers that need a key (derived from the matrix).
 KEY_REQUIRED: frozenset[str] = frozenset(p for p, rules in PROVIDER_MATRIX.items() if rules["api_key"] == "required")
 
+# Prefixes of the environment variables LiteLLM and the providers' SDKs fall back to when a
+# call passes no key or base URL of its own (OLLAMA_API_KEY, OPENAI_BASE_URL, CO_API_KEY, ...).
+# Connection tests hide them: a test sends what its definition names, nothing else.
+PROVIDER_ENVIRONMENT_PREFIXES: tuple[str, ...] = ("OLLAMA_", "OPENAI_", "AZURE_", "GEMINI_", "GOOGLE_", "ANTHROPIC_", "COHERE_", "CO_")
+
 # Where LiteLLM goes when no endpoint is given, for messages only.
 DEFAULT_ENDPOINTS: dict[str, str] = {
     "openai": "https://api.openai.com/v1",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Iterator
@@ -384,3 +385,21 @@ def test_one_at_a_time(fake_provider: FakeProvider) -> None:
     results = run_connection_tests(targets, concurrency=1, timeout=10)
     assert [r.status for r in results] == ["ok"] * 3
     assert fake_provider.max_in_flight == 1
+
+
+@pytest.mark.parametrize("kind", ["embedding", "generation"])
+def test_a_model_without_a_key_carries_none_from_the_environment(
+    fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """LiteLLM falls back to OLLAMA_API_KEY (OPENAI_BASE_URL, ...) for what a call does not
+    pass: an Ollama model, which has no key, would carry that key to whatever endpoint its file names."""
+    fake_provider.set_model("local", dimensions=DECLARED_DIMENSIONS)
+    monkeypatch.setenv("OLLAMA_API_KEY", CANARY_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/never")
+    target = ConnectionTarget(name="local", type=kind, provider="ollama", model_id="local", api_endpoint=fake_provider.url,
+                              dimensions=DECLARED_DIMENSIONS if kind == "embedding" else None)
+    [result] = run_connection_tests([target], timeout=10)
+    assert result.ok, result.message
+    [request] = fake_provider.requests("local")
+    assert request.presented_key() is None and CANARY_KEY not in str(dict(request.headers))
+    assert os.environ["OLLAMA_API_KEY"] == CANARY_KEY  # back once the tests are done
