@@ -5,7 +5,9 @@ the middle (`sk-proj-****...wxyz`), others show only the start or the end
 (`sk-...wxyz`, `****wxyz`), an error may carry the Authorization header URL-encoded,
 base64-encoded (HTTP Basic, `user:key` in base64, at any alignment), or as hex.
 `scrub(text, secrets)` replaces every such form of every secret with `***` before
-the text is printed, logged or stored (apply/test output, the audit table).
+the text is printed, logged or stored (apply/test output, the audit table), and
+every piece of eight or more consecutive characters of it, in any letter case (a
+message cut inside the key, its first characters, a key masked with `x`).
 
 Pure and dependency-free: `reconciler.connection` runs every provider message
 through it, and anything else that handles provider text should too.
@@ -87,8 +89,35 @@ def _scrub_masked(text: str, secret: str) -> str:
     return "".join(out)
 
 
+def _scrub_fragments(text: str, secret: str) -> str:
+    """Replace every run of SHORT_SECRET or more consecutive characters of `secret`, in any
+    letter case, with `***`: a provider that cuts its message inside the key, shows its
+    first characters, masks it with `x`, upper-cases it or breaks it across lines leaves
+    such pieces, and each would give part of the key away."""
+    lowered_secret = secret.lower()
+    pieces = {lowered_secret[i : i + SHORT_SECRET] for i in range(len(secret) - SHORT_SECRET + 1)}
+    lowered = text.lower()
+    covered_until = -1
+    spans: list[list[int]] = []
+    for i in range(len(text) - SHORT_SECRET + 1):
+        if lowered[i : i + SHORT_SECRET] in pieces:
+            if spans and i <= covered_until:
+                spans[-1][1] = i + SHORT_SECRET
+            else:
+                spans.append([i, i + SHORT_SECRET])
+            covered_until = i + SHORT_SECRET
+    if not spans:
+        return text
+    out, position = [], 0
+    for start, end in spans:
+        out += [text[position:start], REDACTED]
+        position = end
+    out.append(text[position:])
+    return "".join(out)
+
+
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every raw, encoded or masked form of each secret replaced by `***`."""
+    """`text` with every raw, encoded, masked or partial form of each secret replaced by `***`."""
     for secret in secrets:
         if not secret:
             continue
@@ -99,4 +128,6 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
                 text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", REDACTED, text)
         if len(secret) >= SHORT_SECRET and any(c in text for c in "*•…."):
             text = _scrub_masked(text, secret)
+        if len(secret) >= SHORT_SECRET:
+            text = _scrub_fragments(text, secret)
     return text

@@ -133,3 +133,23 @@ def test_an_ellipsis_after_a_masked_form_stays_when_the_key_starts_as_it_ends() 
 def test_a_masked_form_hiding_a_single_character_is_replaced_whole() -> None:
     assert scrub(f"key {CANARY_KEY[:-1]}* refused", [CANARY_KEY]) == "key *** refused"
     assert scrub(f"key *{CANARY_KEY[1:]} refused", [CANARY_KEY]) == "key *** refused"
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        CANARY_KEY[:-1],  # cut one character short
+        CANARY_KEY[:14],  # cut in the middle
+        f"key starting {CANARY_KEY[:8]}",  # its first eight characters
+        CANARY_KEY[:8] + "x" * (len(CANARY_KEY) - 12) + CANARY_KEY[-4:],  # masked with x, not *
+        CANARY_KEY.upper(),
+        CANARY_KEY[:17] + "\n" + CANARY_KEY[17:],  # broken across lines
+        " ".join([CANARY_KEY[:17], CANARY_KEY[17:]]),  # ... and the lines joined (provider_detail)
+    ],
+    ids=["cut-short", "cut-mid", "first-8", "x-masked", "upper", "newline", "joined"],
+)
+def test_no_eight_consecutive_characters_of_the_key_survive(said: str) -> None:
+    scrubbed = scrub(f"Incorrect API key provided: {said}. Check it.", [CANARY_KEY])
+    assert scrubbed.startswith("Incorrect API key provided: ") and scrubbed.endswith(". Check it.") and REDACTED in scrubbed
+    for i in range(len(CANARY_KEY) - 7):
+        assert CANARY_KEY[i : i + 8].lower() not in scrubbed.lower()
