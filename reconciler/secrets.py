@@ -254,6 +254,10 @@ class PassphraseProbe:
 def read_passphrase_probe(connection: "Connection") -> PassphraseProbe | None:
     """The passphrase check, else the key of the first model (by name) that has one, else None.
 
+    Without a check (a database from before it, or one taken over from the admin page),
+    a key llm-registry wrote is preferred to one made by hand: a hand-made row may hold
+    a key under another passphrase, and a passphrase that opened only that one would
+    make every managed key look changed, and be re-encrypted under it.
     `connection`: SQLAlchemy's or psycopg's (`db.fetch_one`).
     """
     from reconciler.db import fetch_one
@@ -261,7 +265,8 @@ def read_passphrase_probe(connection: "Connection") -> PassphraseProbe | None:
     row = fetch_one(
         connection,
         "(SELECT 0 AS rank, NULL AS name, passphrase_check AS ciphertext FROM llm_registry_encryption) "
-        "UNION ALL (SELECT 1, name, api_key FROM llm_models WHERE api_key IS NOT NULL ORDER BY name LIMIT 1) "
+        "UNION ALL (SELECT 1, name, api_key FROM llm_models WHERE api_key IS NOT NULL "
+        "ORDER BY managed_by IS NULL, name LIMIT 1) "
         "ORDER BY rank LIMIT 1",
     )
     if row is None:

@@ -115,3 +115,16 @@ def test_the_engine_keeps_keys_out_of_database_errors(engine: Engine) -> None:
             )
     assert CANARY_KEY not in str(caught.value)
     assert TEST_PASSPHRASE not in str(caught.value)
+
+
+def test_without_a_passphrase_check_a_managed_key_is_the_probe_before_a_hand_made_one(connection: Connection) -> None:
+    # A hand-made row under another passphrase sorts first by name; the managed rows were
+    # written by llm-registry under the registry's passphrase.
+    insert_model(connection, name="aaa-hand", api_key=CANARY_KEY, passphrase="another-passphrase", managed_by=None)
+    insert_model(connection, name="managed", api_key=CANARY_KEY, managed_by="llm-registry")
+    connection.execute(text("DELETE FROM llm_registry_encryption"))
+    probe = secrets.read_passphrase_probe(connection)
+    assert probe is not None and probe.model == "managed"
+    with pytest.raises(RegistryError, match="does not open the stored API key of managed"):
+        secrets.verify_passphrase(probe, "another-passphrase")  # it would have re-encrypted every managed key
+    secrets.verify_passphrase(probe, TEST_PASSPHRASE)
