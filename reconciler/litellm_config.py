@@ -32,6 +32,7 @@ from reconciler.providers import (
     requests_dimensions,
     translate_endpoint,
 )
+from reconciler.references import redact_endpoint
 from reconciler.spec import NAME_PATTERN, parameter_fields
 
 ModelInfoLookup = Callable[[str], Mapping[str, Any]]
@@ -312,7 +313,8 @@ def litellm_entry(model: ExportModel) -> dict[str, Any]:
     record = model.record
     provider, model_type = record["provider"], record["type"]
     params: dict[str, Any] = {"model": litellm_model(provider, model_type, record["model_id"])}
-    api_base = translate_endpoint(provider, model_type, record["api_endpoint"])
+    # A row made by hand may hold user:password@ or ?key=: never copied, as in registry files.
+    api_base = translate_endpoint(provider, model_type, redact_endpoint(record["api_endpoint"]))
     if api_base is not None:
         params["api_base"] = api_base
     if provider == "azure" and record["api_version"]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.commands._common import database_url_option
+from reconciler.diagnostics import escape_text
 from reconciler.errors import EXIT_ERROR, EXIT_OK, RegistryError
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ def report_written(out: Path, variables: "Sequence[tuple[str, str]]") -> bool:
         click.echo("Set these environment variables to the models' keys before plan/apply:")
         width = max(len(variable) for variable, _ in variables)
         for variable, name in variables:
-            click.echo(f"  {variable.ljust(width)}  model {name}")
+            click.echo(f"  {variable.ljust(width)}  model {escape_text(name)}")  # a hand-made name is data
     validation = validate_directory(out)
     if not validation.ok:
         click.echo("The written models break rules of the format; fix these before plan:", err=True)
@@ -153,7 +154,7 @@ def _write_registry(models: list["ExportModel"], out: Path, split: str, explicit
     count = len(models)
     click.echo(f"Wrote {count} model{'s' * (count != 1)} to {out}: {', '.join(f.name for f in result.files)}")
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {escape_text(warning)}", err=True)
     # Written either way (the rows are what they are); exit 1 says they need fixing first.
     return EXIT_OK if report_written(out, result.variables) else EXIT_ERROR
 
@@ -163,13 +164,25 @@ def _write_litellm(models: list["ExportModel"], out: str | None, force: bool) ->
 
     from reconciler.litellm_config import export_litellm
 
+    from reconciler.references import endpoint_credentials_problem
+
     config = export_litellm(models)
+    for model in models:
+        if model.record["is_active"] and endpoint_credentials_problem(model.record["api_endpoint"] or ""):
+            click.echo(
+                f"warning: {escape_text(model.name)}: api_endpoint holds credentials, written as ***: "
+                "give the proxy its key as api_key (os.environ/NAME) instead",
+                err=True,
+            )
     header = (
         "# LiteLLM proxy config written by `llm-registry export --format litellm`: the registry's active models.\n"
         "# Keys are read from the environment (os.environ/NAME); set each variable before starting the proxy.\n"
     )
-    text = header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096)
-    if out is None or out == "-":
+    to_stdout = out is None or out == "-"
+    # On a terminal, text from the database is escaped (no bidi override or control character
+    # acts there); YAML's own \u escapes keep the same data.
+    text = header + yaml.safe_dump(config, sort_keys=False, allow_unicode=not to_stdout, default_flow_style=False, width=4096)
+    if to_stdout:
         click.echo(text, nl=False)
     else:
         path = Path(out)

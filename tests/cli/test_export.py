@@ -149,3 +149,24 @@ def test_rows_the_format_cannot_hold_are_reported(run_cli: RunCli, tmp_path: Pat
     assert f"{out}/ollama.yaml:5:11: error: name: 'Old Model' is not a valid model name" in result.stderr
     assert f"{out}/ollama.yaml:5:5: warning: no default embedding model" in result.stderr  # validate's warnings too
     assert result.stderr.splitlines()[-1] == f"{out}: invalid, 1 error in 1 file, 1 warning"
+
+
+HOSTILE_NAME = "hand\x1b]0;pwn\x07-\n::error::nameinject\u202e"
+
+
+def test_hand_made_text_and_endpoint_credentials_never_reach_the_output_raw(
+    run_cli: RunCli, tmp_path: Path, database_url: str, engine: Any
+) -> None:
+    with engine.begin() as connection:
+        insert_model(connection, name=HOSTILE_NAME, type="generation", provider="openai", model_id="gpt-4o-mini",
+                     api_endpoint="http://user:hunter2pw@gw.example/v1?accessToken=tok3n", api_key=CANARY_KEY,
+                     managed_by=None, description="evil\u202eelif")  # fmt: skip
+    files = run_cli("export", "--database-url", database_url, "--out", str(tmp_path / "r"), env=ENV)
+    as_litellm = run_cli("export", "--format", "litellm", "--database-url", database_url, env=ENV)
+    for result in (files, as_litellm):
+        output = result.stdout + result.stderr
+        assert "\x1b" not in output and "\x07" not in output and "\u202e" not in output
+        assert not any(line.startswith("::") for line in output.splitlines())  # no workflow command
+        assert "hunter2pw" not in output and "tok3n" not in output and CANARY_KEY not in output
+    assert "warning: hand\\x1b]0;pwn\\x07-\\n::error::nameinject\\u202e: api_endpoint holds credentials" in as_litellm.stderr
+    assert "    api_base: http://***@gw.example/v1\n" in as_litellm.stdout  # no query in api_base anyway
