@@ -290,9 +290,17 @@ def render_json(plan: Plan, target: Target | None = None) -> str:
     return json_document(plan_to_json_data(plan, target))
 
 
+# Characters that could start markup in GitHub's markdown (emphasis, links, images, tables,
+# HTML, code spans, @mentions, #references), written as character references: they show
+# as themselves, in text and inside <code> alike, and form nothing.
+_MD_REFERENCES = {c: f"&#{ord(c)};" for c in "&\\`*_{}[]()!|<>~@#"}
+
+
 def _md_escape(text: str) -> str:
-    # Backticks too: a name shown in `code` must not close the span and inject markup.
-    return escape_text(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("`", "&#96;")
+    """Text from files or the database for GitHub markdown: terminal-safe, no markup, no autolink."""
+    escaped = "".join(_MD_REFERENCES.get(c, c) for c in escape_text(text))
+    # GitHub links bare URLs and www. names too.
+    return escaped.replace("://", "&#58;//").replace("www.", "www&#46;")
 
 
 def _md_notes(action: Action) -> str:
@@ -325,7 +333,7 @@ def _ordered_for_review(plan: Plan) -> list[Action]:
 
 def _md_target(target: Target) -> str:
     def code(text: str) -> str:
-        return "`" + _md_escape(text).replace("`", "'") + "`"
+        return f"<code>{_md_escape(text)}</code>"  # not a code span: references show there as written
 
     return (
         f"Database {code(target.database)} · environment {code(target.environment or '(none)')} · "
@@ -360,7 +368,7 @@ def render_markdown_parts(plan: Plan, *, limit: int = MARKDOWN_PART_LIMIT, targe
     table_header = "| | Model | Type | Provider | Action | Notes |\n|---|---|---|---|---|---|"
     actions = _ordered_for_review(plan)
     rows = [
-        f"| {'⛔' if a.is_blocked else icon[a.kind]} | `{_md_escape(a.name)}` | {_md_escape(a.model_type)} | {_md_escape(a.provider)} | {a.kind} | {_md_notes(a)} |"
+        f"| {'⛔' if a.is_blocked else icon[a.kind]} | <code>{_md_escape(a.name)}</code> | {_md_escape(a.model_type)} | {_md_escape(a.provider)} | {a.kind} | {_md_notes(a)} |"
         for a in actions
     ]
     blocks: list[tuple[str, str]] = [("text", "\n".join(head))]

@@ -42,7 +42,7 @@ def test_two_plan_runs_leave_exactly_one_comment_updated(
     body = comments[0]
     key = sticky_key([str(registry_dir)], "production")
     assert body.startswith(f"<!-- llm-registry-plan key={key} part=1 -->\n### llm-registry plan")
-    assert "environment `production` · revision `aaaaaaaaaaaa`" in body
+    assert "environment <code>production</code> · revision <code>aaaaaaaaaaaa</code>" in body
     assert "**Plan: 2 to create, 0 to update, 0 to delete, 0 blocked.**" in body
     assert [r.method for r in fake_github.requests] == ["GET", "POST", "GET", "PATCH"]
 

@@ -64,7 +64,7 @@ def test_plan_on_a_pull_request_keeps_one_sticky_comment(
         assert job.succeeded, job.log
         assert job.step("Plan").outputs == {"exit-code": "2", "has-changes": "true", "blocked": "false", "plan-file": ""}
     [comment] = fake_github.comments(12)
-    assert "environment `production` · revision `c0ffeec0ffee`" in comment
+    assert "environment <code>production</code> · revision <code>c0ffeec0ffee</code>" in comment
     assert "**Plan: 2 to create, 0 to update, 0 to delete, 0 blocked.**" in comment
     assert "Plan: 2 to create" in job.summary
     assert "::warning file=registry.d/models.yaml,line=" in job.log  # the annotations, same run

@@ -11,6 +11,7 @@ from reconciler.plan import KEY_UNKNOWN, compute_plan
 from reconciler.policy import apply_policies
 from reconciler.render import (
     MARKDOWN_PART_SEPARATOR,
+    _md_escape,
     json_document,
     plan_to_json_data,
     render_github,
@@ -111,7 +112,7 @@ def test_markdown_puts_blocked_changes_first_with_collapsible_details() -> None:
     assert part.startswith("### llm-registry plan")
     assert "> [!CAUTION]" in part
     rows = [line for line in part.splitlines() if line.startswith("| ")][1:]
-    assert rows[0].startswith("| ⛔ | `used` |")
+    assert rows[0].startswith("| ⛔ | <code>used</code> |")
     assert "<details><summary><code>~ gpt</code> — update</summary>" in part
     assert "~ parameters.temperature = 0.7 -> 0.2" in part
 
@@ -124,7 +125,7 @@ def test_markdown_splits_below_the_comment_limit_and_repeats_the_table_header() 
     assert all(len(part) < 20_000 for part in parts)
     assert parts[0].startswith("_Part 1 of ")
     joined = "".join(parts)
-    assert all(f"`model-{i:04d}`" in joined for i in range(400))
+    assert all(f"<code>model-{i:04d}</code>" in joined for i in range(400))
     table_parts = [p for p in parts if "| " in p]
     assert all("| | Model | Type | Provider | Action | Notes |" in p for p in table_parts)
     assert render_markdown(plan).count(MARKDOWN_PART_SEPARATOR) == len(render_markdown_parts(plan)) - 1
@@ -162,7 +163,9 @@ def test_every_format_names_the_target() -> None:
     assert render_text(plan, target=target).splitlines()[0] == (
         "Target: database ci@db.internal:5432/kb, environment production, revision 0123456789ab"
     )
-    assert "Database `ci@db.internal:5432/kb` · environment `production` · revision `0123456789ab`" in render_markdown_parts(plan, target=target)[0]
+    assert (
+        "Database <code>ci&#64;db.internal:5432/kb</code> · environment <code>production</code> · revision <code>0123456789ab</code>"
+    ) in render_markdown_parts(plan, target=target)[0]
     assert plan_to_json_data(plan, target)["target"] == {
         "database": "ci@db.internal:5432/kb", "environment": "production", "revision": "0123456789abcdef0123456789abcdef01234567",
     }  # fmt: skip
@@ -225,8 +228,23 @@ def test_text_shows_escaped_names_on_one_line() -> None:
 
 def test_markdown_cannot_close_a_code_span_or_a_fence() -> None:
     markdown = render_markdown(hostile_plan())
-    assert "`x\\n::error::injected\\x1b[2J\\r##\\[add-mask]y&#96;\\|&lt;b&gt;-gone`" in markdown
-    assert "<summary><code>- x\\n::error::injected\\x1b[2J\\r##\\[add-mask]y&#96;\\|&lt;b&gt;-gone</code>" in markdown
+    # Every character that could make markup is a character reference (shown as itself).
+    assert "| <code>x&#92;n::error::injected&#92;x1b&#91;2J&#92;r&#35;&#35;&#92;&#91;add-mask&#93;y&#96;&#124;&#60;b&#62;-gone</code> |" in markdown
+    assert "<summary><code>- x&#92;n::error::injected&#92;x1b&#91;2J&#92;r&#35;&#35;&#92;&#91;add-mask&#93;y&#96;&#124;&#60;b&#62;-gone</code>" in markdown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("kb ![i](https://evil.example/x.png)", "kb &#33;&#91;i&#93;&#40;https&#58;//evil.example/x.png&#41;"),
+        ("[click](http://e.example) @octocat #12", "&#91;click&#93;&#40;http&#58;//e.example&#41; &#64;octocat &#35;12"),
+        ("**bold** _it_ ~~s~~ www.evil.example", "&#42;&#42;bold&#42;&#42; &#95;it&#95; &#126;&#126;s&#126;&#126; www&#46;evil.example"),
+        ("a|b <b>&amp;</b> `c`", "a&#124;b &#60;b&#62;&#38;amp;&#60;/b&#62; &#96;c&#96;"),
+        ("plain-name.v2: ok", "plain-name.v2: ok"),
+    ],
+)
+def test_markdown_data_forms_no_link_image_mention_or_emphasis(text: str, shown: str) -> None:
+    assert _md_escape(text) == shown
 
 
 def test_api_key_shows_the_variable_it_comes_from() -> None:
