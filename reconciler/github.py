@@ -147,6 +147,15 @@ class GitHubClient:
             next_url = _next_link(headers.get("link", ""))
         return items
 
+    def login(self) -> str | None:
+        """The login the token writes as, or None when the token may not ask (a workflow's
+        GITHUB_TOKEN or an app's installation token: GitHub answers 403 to GET /user)."""
+        try:
+            user, _ = self._request("GET", "/user")
+        except RegistryError:
+            return None
+        return str(user["login"]) if isinstance(user, dict) and user.get("login") else None
+
     def comments(self, number: int) -> list[dict[str, Any]]:
         """Every comment of issue or PR `number`, oldest first."""
         return self._paginated(f"/repos/{self.context.repository}/issues/{number}/comments")
@@ -204,12 +213,27 @@ class StickyResult:
     deleted: tuple[int, ...]
 
 
+def written_by(item: Mapping[str, Any], login: str | None) -> bool:
+    """Whether a comment or issue was written by the token's user: `login` when known, else
+    a bot (a workflow token writes as github-actions[bot], an app's as <app>[bot]). The
+    marker alone is no proof: anyone may write it, and the plan must not go into, or
+    delete, a comment someone else can edit."""
+    author = item.get("user") or {}
+    if login is not None:
+        return author.get("login") == login
+    return author.get("type") == "Bot"
+
+
 def post_sticky_comment(client: GitHubClient, number: int, key: str, parts: Sequence[str]) -> StickyResult:
-    """Create or update the comment(s) of `key` on PR `number`: part i in place, extra old parts deleted."""
+    """Create or update the comment(s) of `key` on PR `number`: part i in place, extra old parts deleted.
+
+    Only comments the token's user wrote are ours (`written_by`), whatever marker others carry.
+    """
+    login = client.login()
     ours: dict[int, list[int]] = {}
     for comment in client.comments(number):
         match = _MARKER.match(comment.get("body") or "")
-        if match and match.group(1) == "plan" and match.group(2) == key:
+        if match and match.group(1) == "plan" and match.group(2) == key and written_by(comment, login):
             ours.setdefault(int(match.group(3) or 1), []).append(int(comment["id"]))
     created: list[int] = []
     updated: list[int] = []
@@ -235,7 +259,10 @@ DRIFT_LABEL = "llm-registry-drift"
 
 def report_drift(client: GitHubClient, key: str, *, drifted: bool, title: str, body: str) -> str:
     """Open or update the one drift issue of `key` when drifted; close it when clean. Says what it did."""
-    issues = [i for i in client.open_issues(DRIFT_LABEL) if (i.get("body") or "").startswith(drift_marker(key))]
+    login = client.login()
+    issues = [
+        i for i in client.open_issues(DRIFT_LABEL) if (i.get("body") or "").startswith(drift_marker(key)) and written_by(i, login)
+    ]
     full_body = f"{drift_marker(key)}\n{body}"
     if drifted:
         if issues:

@@ -44,7 +44,11 @@ def test_two_plan_runs_leave_exactly_one_comment_updated(
     assert body.startswith(f"<!-- llm-registry-plan key={key} part=1 -->\n### llm-registry plan")
     assert "environment <code>production</code> · revision <code>aaaaaaaaaaaa</code>" in body
     assert "**Plan: 2 to create, 0 to update, 0 to delete, 0 blocked.**" in body
-    assert [r.method for r in fake_github.requests] == ["GET", "POST", "GET", "PATCH"]
+    # who am I (refused to a workflow token), the comments, then one write each run
+    assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in fake_github.requests] == [
+        ("GET", "user"), ("GET", "comments"), ("POST", "comments"),
+        ("GET", "user"), ("GET", "comments"), ("PATCH", str(fake_github.state.comments[7][0]["id"])),
+    ]
 
 
 def test_one_run_gives_comment_annotations_summary_and_exit_code(

@@ -37,6 +37,10 @@ class Recorded:
     authorization: str
 
 
+# Who the workflow's GITHUB_TOKEN writes as.
+BOT = {"login": "github-actions[bot]", "type": "Bot"}
+
+
 @dataclass
 class _State:
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # issue number -> comments
@@ -115,12 +119,22 @@ class FakeGitHub:
         with self._lock:
             return [c["body"] for c in self.state.comments.get(number, [])]
 
-    def add_comment(self, number: int, body: str) -> int:
-        """A comment somebody else wrote; its id."""
+    def add_comment(self, number: int, body: str, *, by_us: bool = False) -> int:
+        """A comment somebody else wrote (a user), or the workflow's bot with `by_us`; its id."""
         with self._lock:
-            comment = {"id": next(self.state.ids), "body": body, "user": {"login": "someone"}}
+            comment = {"id": next(self.state.ids), "body": body, "user": BOT if by_us else {"login": "someone", "type": "User"}}
             self.state.comments.setdefault(number, []).append(comment)
             return comment["id"]
+
+    def add_issue(self, title: str, body: str, label: str) -> int:
+        """An open issue somebody else opened; its number."""
+        with self._lock:
+            number = next(self.state.numbers)
+            self.state.issues[number] = {
+                "number": number, "title": title, "body": body, "state": "open",
+                "labels": [{"name": label}], "user": {"login": "someone", "type": "User"},
+            }  # fmt: skip
+            return number
 
     def issues(self) -> list[dict[str, Any]]:
         """Every issue (open and closed)."""
@@ -163,6 +177,8 @@ class _Handler(BaseHTTPRequestHandler):
             fake.state.requests.append(Recorded(method, parsed.path, self.headers.get("Authorization", "")))
         if self.headers.get("Authorization") != f"Bearer {fake.token}":
             return self._send(401, {"message": "Bad credentials"})
+        if parts == ["user"] and method == "GET":  # as GitHub answers it for a workflow's GITHUB_TOKEN
+            return self._send(403, {"message": "Resource not accessible by integration"})
         if parts[:3] != ["repos", *REPOSITORY.split("/")] or len(parts) < 4 or parts[3] != "issues":
             return self._send(404, {"message": "Not Found"})
         if method != "GET" and fake.read_only:
@@ -182,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = self._body()
                 issue = {
                     "number": next(state.numbers), "title": body["title"], "body": body.get("body", ""),
-                    "state": "open", "labels": [{"name": name} for name in body.get("labels", [])],
+                    "state": "open", "labels": [{"name": name} for name in body.get("labels", [])], "user": BOT,
                 }  # fmt: skip
                 state.issues[issue["number"]] = issue
                 return self._send(201, issue)
@@ -198,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if method == "GET":
                     return self._page(state.comments.get(number, []), query)
                 if method == "POST":
-                    comment = {"id": next(state.ids), "body": self._body()["body"], "user": {"login": "github-actions[bot]"}}
+                    comment = {"id": next(state.ids), "body": self._body()["body"], "user": BOT}
                     state.comments.setdefault(number, []).append(comment)
                     return self._send(201, comment)
             if len(rest) == 2 and rest[0] == "comments" and rest[1].isdigit():

@@ -51,6 +51,22 @@ def test_other_comments_and_other_environments_are_left_alone(fake_github: FakeG
     ]
 
 
+def test_a_comment_with_our_marker_by_someone_else_is_never_updated_or_deleted(fake_github: FakeGitHub) -> None:
+    """The marker is predictable: a forged part 1 must not receive the plan (its author could edit it
+    afterwards), and a forged part 2 must not be deleted as stale."""
+    client = client_for(fake_github)
+    forged = [fake_github.add_comment(7, f"{plan_marker(KEY, part)}\nforged plan {part}") for part in (1, 2)]
+    earlier = fake_github.add_comment(7, f"{plan_marker(KEY, 2)}\nour stale part", by_us=True)
+    result = post_sticky_comment(client, 7, KEY, ["the real plan"])
+    assert result.updated == () and result.deleted == (earlier,)
+    assert fake_github.comments(7) == [
+        f"{plan_marker(KEY, 1)}\nforged plan 1",
+        f"{plan_marker(KEY, 2)}\nforged plan 2",
+        f"{plan_marker(KEY, 1)}\nthe real plan",
+    ]
+    assert [c["id"] for c in fake_github.state.comments[7][:2]] == forged
+
+
 def test_a_long_plan_is_numbered_parts_updated_in_place_and_extra_old_parts_deleted(fake_github: FakeGitHub) -> None:
     client = client_for(fake_github)
     big = ["A" * 60_000, "B" * 60_000, "C" * 10]
@@ -128,9 +144,29 @@ def test_drift_opens_one_issue_updates_it_and_closes_it_when_clean(fake_github: 
     assert report_drift(client, KEY, drifted=True, title="drift", body="again") == "opened issue #2"
 
 
+def test_a_drift_issue_with_our_marker_by_someone_else_is_left_alone(fake_github: FakeGitHub) -> None:
+    from reconciler.github import DRIFT_LABEL, drift_marker
+
+    forged = fake_github.add_issue("drift", f"{drift_marker(KEY)}\nforged", DRIFT_LABEL)
+    assert report_drift(client_for(fake_github), KEY, drifted=True, title="drift", body="real") == f"opened issue #{forged + 1}"
+    assert report_drift(client_for(fake_github), KEY, drifted=False, title="drift", body="clean") == f"closed issue #{forged + 1}"
+    assert {i["number"]: (i["state"], i["body"].rsplit("\n", 1)[1]) for i in fake_github.issues()} == {
+        forged: ("open", "forged"), forged + 1: ("closed", "real"),
+    }
+
+
 def test_an_unreachable_api_is_a_clean_error(closed_port_url: str) -> None:
     env = {"GITHUB_API_URL": closed_port_url, "GITHUB_REPOSITORY": "a/b", "GITHUB_TOKEN": "ghs_secret_value"}
     with pytest.raises(RegistryError) as raised:
         GitHubClient(context_from_environment(env)).comments(1)
     assert raised.value.message.startswith(f"GitHub API GET {closed_port_url}/repos/a/b/issues/1/comments failed")
     assert "ghs_secret_value" not in json.dumps(raised.value.message)
+
+
+def test_whose_comment_is_ours() -> None:
+    from reconciler.github import written_by
+
+    me, mallory = {"user": {"login": "me", "type": "User"}}, {"user": {"login": "mallory", "type": "User"}}
+    bot = {"user": {"login": "github-actions[bot]", "type": "Bot"}}
+    assert written_by(me, "me") and not written_by(mallory, "me") and not written_by(bot, "me")  # a personal token
+    assert written_by(bot, None) and not written_by(me, None) and not written_by({}, None)  # a workflow token
