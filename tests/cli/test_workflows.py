@@ -147,3 +147,23 @@ def test_drift_check_opens_one_issue_and_closes_it_once_clean(
     assert clean.succeeded, clean.log
     assert clean.step("Drift").outputs["has-changes"] == "false"
     assert [i["state"] for i in fake_github.issues()] == ["closed"]
+
+
+def test_no_job_a_pull_request_can_rewrite_holds_the_passphrase_or_a_provider_key() -> None:
+    """A `pull_request` workflow runs the PR's own copy of the file: what it may read, the PR
+    author may read. The passphrase and the keys live in environments limited to main."""
+    import re
+
+    import yaml
+
+    for path in sorted(TEMPLATES.glob("*.yml")):
+        text = path.read_text()
+        workflow = yaml.safe_load(text)
+        triggers = workflow.get(True) or workflow.get("on")  # PyYAML reads the key `on` as True
+        for name, job in workflow["jobs"].items():
+            secrets_used = set(re.findall(r"secrets\.([A-Z0-9_]+)", yaml.safe_dump(job)))
+            sensitive = {s for s in secrets_used if s == "LLM_REGISTRY_ENCRYPTION_KEY" or s.endswith("_API_KEY") or s == "LLM_REGISTRY_DATABASE_URL"}
+            if "pull_request" in triggers or "pull_request_target" in triggers:
+                assert sensitive == set(), f"{path.name}:{name} gives a pull request {sorted(sensitive)}"
+            elif sensitive:
+                assert job.get("environment"), f"{path.name}:{name} reads {sorted(sensitive)} outside an environment"
