@@ -11,7 +11,7 @@ import click
 
 from reconciler.commands._common import database_url_option, directories_argument, load_registry_reporting, resolve_url
 from reconciler.console import note
-from reconciler.errors import EXIT_BLOCKED, EXIT_CHANGES, EXIT_OK
+from reconciler.errors import EXIT_BLOCKED, EXIT_CHANGES, EXIT_ERROR, EXIT_OK, RegistryError
 from reconciler.target import ENVIRONMENT_HELP
 
 
@@ -135,19 +135,30 @@ def command(
         click.echo(render_text(plan, style=text_style(), target=target), color=use_colour())
         if out is not None:
             note(f"\nSaved the plan to {out}. Apply exactly this plan with:\n  llm-registry apply {out}", err=False)
+    delivered = True
     if pr_comment or drift_issue:
+        from reconciler.diagnostics import escape_github_data
         from reconciler.github import deliver_plan
 
         if output_format != "github":  # one run: the annotations too
             click.echo(render_github(plan))
-        for line in deliver_plan(
-            plan, target, os.environ, directories=[str(d) for d in directories], pr_comment=pr_comment, pr_number=pr_number,
-            drift_issue=drift_issue,
-        ):  # fmt: skip
-            click.echo(line, err=True)
+        try:
+            for line in deliver_plan(
+                plan, target, os.environ, directories=[str(d) for d in directories], pr_comment=pr_comment,
+                pr_number=pr_number, drift_issue=drift_issue,
+            ):  # fmt: skip
+                click.echo(line, err=True)
+        except RegistryError as failed:
+            # The plan above is current; what GitHub shows may be an older one.
+            delivered = False
+            message = f"could not post the plan to GitHub: {failed}; the comment or issue may show an older plan"
+            click.echo(f"::error title=llm-registry plan::{escape_github_data(message)}")
+            click.echo(f"error: {message}", err=True)
 
     if plan.is_blocked:
-        return EXIT_BLOCKED
+        return EXIT_BLOCKED  # whatever else failed: a blocked plan must never read as anything else
+    if not delivered:
+        return EXIT_ERROR
     if plan.has_changes and detailed_exitcode:
         return EXIT_CHANGES
     return EXIT_OK

@@ -71,10 +71,28 @@ def test_a_comment_that_github_refuses_fails_the_run_without_the_token(
     run_cli: Any, registry_dir: Path, database_url: str, fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
     fake_github.read_only = True
-    result = plan_on_pr(run_cli, registry_dir, database_url, fake_github, tmp_path)
-    assert result.exit_code == 1
-    assert "HTTP 403" in result.stderr and fake_github.token not in result.output
+    result = plan_on_pr(run_cli, registry_dir, database_url, fake_github, tmp_path, "--detailed-exitcode")
+    assert result.exit_code == 1  # not 2: whatever the PR shows may be an older plan
+    assert "error: could not post the plan to GitHub: GitHub API " in result.stderr and "HTTP 403" in result.stderr
+    assert "::error title=llm-registry plan::could not post the plan to GitHub" in result.stdout  # an annotation too
+    assert fake_github.token not in result.output
     assert "Plan: 2 to create" in result.stdout  # the plan itself was still shown
+
+
+def test_a_blocked_plan_stays_exit_3_when_github_refuses_the_comment(
+    run_cli: Any, registry_dir: Path, database_url: str, engine: Any, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    from tests.cli.applyutil import models_by_name
+    from tests.dbutil import insert_knowledge_base
+
+    assert run_cli("apply", str(registry_dir), "--database-url", database_url, "--auto-approve", env=APPLY_ENV).exit_code == 0
+    with engine.begin() as connection:
+        insert_knowledge_base(connection, "support-kb", embedding_model_id=models_by_name(engine)["nomic-embed"]["id"])
+    (registry_dir / "models.yaml").write_text((registry_dir / "models.yaml").read_text().replace("nomic-embed-text", "mxbai-embed-large"))
+    fake_github.read_only = True
+    result = plan_on_pr(run_cli, registry_dir, database_url, fake_github, tmp_path, "--detailed-exitcode")
+    assert result.exit_code == 3, result.output  # blocked: never hidden behind the comment's failure
+    assert "could not post the plan to GitHub" in result.stderr
 
 
 def test_pr_without_pr_comment_is_a_usage_error(run_cli: Any, registry_dir: Path, database_url: str) -> None:
