@@ -35,7 +35,9 @@ summarise() {  # the command's output in the job summary (it never holds a secre
         {
             echo "### llm-registry $command (${INPUT_ENVIRONMENT:-no environment})"
             echo '```text'
-            sed 's/^::[a-z]*[^:]*::/annotation: /' "$log"
+            # GitHub drops a step summary over 1 MiB: a long plan is cut (it is whole in the log).
+            sed 's/^::[a-z]*[^:]*::/annotation: /' "$log" | head -c 900000
+            if [ "$(wc -c <"$log")" -gt 900000 ]; then echo; echo "... (cut: the whole output is in the job's log)"; fi
             echo '```'
         } >>"$GITHUB_STEP_SUMMARY"
     fi

@@ -42,6 +42,11 @@ STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 DEFAULT_API_URL = "https://api.github.com"
 # GitHub refuses a comment body over this many characters.
 COMMENT_LIMIT = 65_536
+# At most this many comments per plan (10 x 60,000 characters): more would meet GitHub's
+# secondary rate limits on every push; the last one says what was left out.
+MAX_COMMENT_PARTS = 10
+# The job summary's parts: GitHub drops a step summary over 1 MiB.
+MAX_SUMMARY_PARTS = 15
 _TIMEOUT = 30
 _MARKER = re.compile(r"<!-- llm-registry-(plan|drift) key=([0-9a-f]{16})(?: part=(\d+))? -->")
 
@@ -296,14 +301,16 @@ def deliver_plan(
 ) -> list[str]:
     """Post the plan where GitHub users read it; returns one line per thing done, for the log.
 
-    The same markdown goes to the PR comment (`pr_comment`), to the drift issue
-    (`drift_issue`) and to the job summary. Raises RegistryError when GitHub refuses.
+    The same markdown goes to the PR comment (`pr_comment`, at most MAX_COMMENT_PARTS
+    comments), to the drift issue (`drift_issue`, its first part) and to the job summary
+    (at most MAX_SUMMARY_PARTS parts). Raises RegistryError when GitHub refuses.
     """
     from reconciler.render import render_markdown_parts
 
-    parts = render_markdown_parts(plan, target=target)
+    summary = render_markdown_parts(plan, target=target, max_parts=MAX_SUMMARY_PARTS)
+    parts = summary if len(summary) <= MAX_COMMENT_PARTS else render_markdown_parts(plan, target=target, max_parts=MAX_COMMENT_PARTS)
     done: list[str] = []
-    if append_step_summary(environ, "\n".join(parts)):
+    if append_step_summary(environ, "\n".join(summary)):
         done.append(f"Wrote the plan to the job summary (${STEP_SUMMARY_ENV}).")
     key = sticky_key(directories, target.environment)
     if pr_comment:

@@ -341,11 +341,18 @@ def _md_target(target: Target) -> str:
     )
 
 
-def render_markdown_parts(plan: Plan, *, limit: int = MARKDOWN_PART_LIMIT, target: Target | None = None) -> list[str]:
+# Names listed in the markdown's "not managed" line; the rest are counted.
+MARKDOWN_LISTED_NAMES = 50
+
+
+def render_markdown_parts(
+    plan: Plan, *, limit: int = MARKDOWN_PART_LIMIT, target: Target | None = None, max_parts: int | None = None
+) -> list[str]:
     """The plan as one or more PR comments, each under `limit` characters.
 
     Blocked changes come first; a summary table, then a collapsible diff per model.
-    When split, every part says which part it is and repeats the table header.
+    When split, every part says which part it is and repeats the table header. With
+    `max_parts`, at most that many: the last one then says how much was left out.
     """
     icon = {"create": "➕", "update": "🔄", "delete": "➖"}
     head = ["### llm-registry plan", ""]
@@ -358,7 +365,9 @@ def render_markdown_parts(plan: Plan, *, limit: int = MARKDOWN_PART_LIMIT, targe
     if plan.warnings:
         head += ["**Warnings**", ""] + [f"- {_md_escape(w)}" for w in plan.warnings] + [""]
     if plan.unmanaged:
-        head += [f"Not managed by llm-registry, left untouched: {_md_escape(', '.join(plan.unmanaged))}", ""]
+        listed = ", ".join(plan.unmanaged[:MARKDOWN_LISTED_NAMES])
+        more = len(plan.unmanaged) - MARKDOWN_LISTED_NAMES
+        head += [f"Not managed by llm-registry, left untouched: {_md_escape(listed)}" + (f" and {more} more" if more > 0 else ""), ""]
     if plan.partial:
         head += ["> [!IMPORTANT]", f"> {_md_escape(partial_line(plan))}", ""]
     if drift_lines(plan):
@@ -371,17 +380,26 @@ def render_markdown_parts(plan: Plan, *, limit: int = MARKDOWN_PART_LIMIT, targe
         f"| {'⛔' if a.is_blocked else icon[a.kind]} | <code>{_md_escape(a.name)}</code> | {_md_escape(a.model_type)} | {_md_escape(a.provider)} | {a.kind} | {_md_notes(a)} |"
         for a in actions
     ]
-    blocks: list[tuple[str, str]] = [("text", "\n".join(head))]
+    # Line by line: a head of 10,000 resolved references must split like the rest.
+    blocks: list[tuple[str, str]] = [("text", line) for line in head]
     blocks += [("row", row) for row in rows]
     blocks += [("text", _md_details(a, plan.unset_key_variables)) for a in actions]
-    return _pack(blocks, table_header, limit)
+    return _pack(blocks, table_header, limit, max_parts)
 
 
-def _pack(blocks: Iterable[tuple[str, str]], table_header: str, limit: int) -> list[str]:
+def _pack(blocks: Iterable[tuple[str, str]], table_header: str, limit: int, max_parts: int | None = None) -> list[str]:
     parts: list[list[str]] = [[]]
     sizes = [0]
     in_table = [False]
+    left_out = {"row": 0, "text": 0}
+    budget = limit - 200  # room for the part line and the sticky marker
     for kind, text in blocks:
+        full = max_parts is not None and len(parts) >= max_parts and sizes[-1] + len(text) + 1 > budget - 300
+        if full or left_out["row"] or left_out["text"]:  # once full, the rest stays out, in order
+            left_out[kind] += 1
+            continue
+        if len(text) > budget - len(table_header) - 1:  # one block longer than a part: cut, never refused
+            text = text[: budget - len(table_header) - 80] + "\n… (cut: too long for a comment)"
         addition = text
         if kind == "row" and not in_table[-1]:
             addition = f"{table_header}\n{text}"
@@ -395,6 +413,11 @@ def _pack(blocks: Iterable[tuple[str, str]], table_header: str, limit: int) -> l
         parts[-1].append(addition)
         sizes[-1] += len(addition) + 1
         in_table[-1] = kind == "row"
+    if left_out["row"] or left_out["text"]:
+        parts[-1].append(
+            f"\n**… the rest is too long for PR comments ({left_out['row']} more table rows, {left_out['text']} "
+            "more blocks of the plan):** the whole plan is in the job's log; run `llm-registry plan` to see it."
+        )
     rendered = ["\n".join(part).rstrip() + "\n" for part in parts]
     if len(rendered) > 1:
         rendered = [f"_Part {i} of {len(rendered)}_\n\n{text}" for i, text in enumerate(rendered, 1)]

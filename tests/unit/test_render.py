@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -135,6 +136,31 @@ def test_markdown_default_limit_fits_a_github_comment() -> None:
     models = [embedding_model(name=f"m-{i:05d}") for i in range(1500)]
     parts = render_markdown_parts(compute_plan(registry(*models), RegistryState(), {}))
     assert len(parts) > 1 and max(map(len, parts)) < 65_536
+
+
+def test_a_plan_too_long_for_its_parts_says_what_it_left_out() -> None:
+    models = [embedding_model(name=f"model-{i:04d}", description="x" * 50) for i in range(400)]
+    plan = compute_plan(registry(*models), RegistryState(), {})
+    parts = render_markdown_parts(plan, limit=5_000, max_parts=2)
+    assert len(parts) == 2 and parts[1].startswith("_Part 2 of 2_") and all(len(part) < 5_000 for part in parts)
+    shown = sum(f"<code>model-{i:04d}</code> |" in "".join(parts) for i in range(400))
+    assert 0 < shown < 400 and all(f"<code>model-{i:04d}</code> |" in "".join(parts) for i in range(shown))  # in order
+    assert f"**… the rest is too long for PR comments ({400 - shown} more table rows, 400 more blocks of the plan):**" in parts[1]
+    assert render_markdown_parts(plan, limit=5_000, max_parts=1000) == render_markdown_parts(plan, limit=5_000)
+
+
+def test_a_long_head_splits_and_lists_at_most_fifty_unmanaged_names() -> None:
+    rows = tuple(stored_model(f"hand-made-{i:04d}", managed_by=None) for i in range(4000))
+    references = [embedding_model(name=f"e-{i:04d}", api_endpoint="${env:OLLAMA_URL}") for i in range(1500)]
+    spec = registry(*references)
+    spec = replace(spec, references=tuple(replace(r, value="http://ollama.internal:11434") for r in spec.references))
+    plan = apply_policies(compute_plan(spec, RegistryState(rows), {}), RegistryState(rows))
+    plan = replace(plan, resolved_references=spec.references)
+    parts = render_markdown_parts(plan, limit=20_000)
+    assert all(len(part) < 20_000 for part in parts)  # 1,500 resolved references: the head splits too
+    joined = "".join(parts)
+    assert "hand-made-0049, and 3950 more" not in joined and "hand-made-0049 and 3950 more" in joined
+    assert "hand-made-0050" not in joined
 
 
 def test_github_annotations_point_blocked_changes_at_their_file() -> None:
