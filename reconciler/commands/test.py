@@ -88,12 +88,14 @@ def targets_from_database(
     """Read the stored models and decrypt their keys: (targets, skipped inactive, model ids, undecryptable ids)."""
     from reconciler import secrets
     from reconciler.commands._common import open_database
-    from reconciler.state import read_state
+    from reconciler.state import read_state, stored_key_names
 
     with open_database(database_url) as connection:
         state = read_state(connection)
         models, skipped = select_models(state.models, names, where=" in the database")
-        with_keys = [model.id for model in models if model.record.get("api_key") is not None]
+        # Every row holding a key, fingerprinted or not (a row from the admin page may have none yet).
+        holding = stored_key_names(connection)
+        with_keys = [model.id for model in models if model.name in holding]
         keys: Mapping[str, str] = {}
         undecryptable: set[str] = set()
         if with_keys:

@@ -403,3 +403,22 @@ def test_from_db_never_shows_a_credential_in_a_stored_endpoint(
     dump = connection.execute(text("SELECT details::text FROM registry_audit_events")).scalars().all()
     assert len(dump) == 1 and all(CANARY_KEY not in row for row in dump)
     assert CANARY_KEY not in result.output
+
+
+def test_from_db_tests_a_hand_made_key_that_has_no_fingerprint_yet(
+    run_cli, fake_provider: FakeProvider, database_url: str, connection: Any
+) -> None:
+    """A row from the admin page, taken over without the passphrase: a key, no fingerprint."""
+    from reconciler import pgp
+    from tests.dbutil import TEST_PASSPHRASE, insert_model
+
+    fake_provider.set_model("stored-legacy", api_key=CANARY_KEY)
+    insert_model(connection, name="legacy", type="generation", provider="openai", model_id="stored-legacy",
+                 api_endpoint=f"{fake_provider.url}/v1", managed_by=None,
+                 ciphertext=pgp.encrypt(CANARY_KEY, TEST_PASSPHRASE))  # fmt: skip
+    connection.commit()
+    result = run_cli("test", "--from-db", "--database-url", database_url, "--format", "json", env=_db_env())
+    assert result.exit_code == 0, result.output
+    [tested] = json.loads(result.stdout)["results"]
+    assert (tested["name"], tested["status"]) == ("legacy", "ok")  # not "no API key"
+    assert fake_provider.request_count("stored-legacy") == 1 and CANARY_KEY not in result.output
