@@ -21,6 +21,7 @@ test does not build the package again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -81,8 +82,12 @@ class SimulatedRunner:
         self.temp.mkdir(parents=True, exist_ok=True)
         self._install_venv()
 
+    def _venv(self) -> Path:
+        # Named as action/install.sh names it: by a digest of the action's checkout path.
+        return self.temp / f"llm-registry-venv-{hashlib.sha256(str(REPO).encode()).hexdigest()[:16]}"
+
     def _install_venv(self) -> None:
-        bindir = self.temp / "llm-registry-venv" / "bin"
+        bindir = self._venv() / "bin"
         bindir.mkdir(parents=True, exist_ok=True)
         wrapper = bindir / "llm-registry"
         wrapper.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m reconciler \"$@\"\n")
@@ -170,6 +175,8 @@ class SimulatedRunner:
                 contexts["steps"][step["id"]] = {"outputs": result.outputs}
             if result.exit_code != 0:
                 break
+        made = sorted(p.name for p in self.temp.glob("llm-registry-venv*") if p != self._venv())
+        assert made == [], f"install.sh made {made}: _venv() no longer names its virtualenv as it does"
         return JobResult(results, summary.read_text())
 
     def _step(self, step: Mapping[str, Any], index: int, env: dict[str, str], contexts: dict[str, Any], path_file: Path) -> StepResult:

@@ -48,3 +48,25 @@ def test_nothing_tells_a_user_to_install_someone_elses_package() -> None:
         if (REPO / name).is_file() and name != "tests/unit/test_packaging.py" and foreign.search((REPO / name).read_text(errors="ignore"))
     ]
     assert offenders == []
+
+
+def _locked() -> dict[str, tuple[Version, int]]:
+    """action/requirements.lock: name -> (version, number of hashes)."""
+    text = (REPO / "action" / "requirements.lock").read_text()
+    entries = re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)[^\n]*\\\n((?:\s+--hash=sha256:[0-9a-f]{64}[ \\]*\n)+)", text, flags=re.M)
+    return {name.lower().replace("_", "-"): (Version(version), hashes.count("--hash=")) for name, version, hashes in entries}
+
+
+def test_the_action_installs_only_what_the_lock_pins_by_hash() -> None:
+    """The action's job holds the writer's URL, the passphrase and the keys: every package it
+    installs is pinned with its hashes at the commit the workflow names (scripts/lock.sh)."""
+    locked = _locked()
+    bounds = {name.replace("_", "-"): version for name, version in _lower_bounds().items()}
+    runtime = {re.split(r"[\[>=<]", requirement)[0].lower() for requirement in PYPROJECT["project"]["dependencies"]}
+    for name in sorted(runtime | {"psycopg-binary", "setuptools", "wheel"}):
+        assert name in locked, f"{name} is not in action/requirements.lock: run scripts/lock.sh"
+        version, hashes = locked[name]
+        assert hashes >= 1 and version >= Version(bounds.get(name, "0")), name
+    install = (REPO / "action" / "install.sh").read_text()
+    assert "--require-hashes --no-deps -r \"${GITHUB_ACTION_PATH:?}/action/requirements.lock\"" in install
+    assert "--no-deps --no-build-isolation \"$GITHUB_ACTION_PATH\"" in install
