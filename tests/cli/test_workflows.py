@@ -100,22 +100,49 @@ def test_plan_fails_the_check_on_a_blocked_change(
     assert "legacy-embed" in fake_github.comments(5)[0]
 
 
+def _commit(workspace: Path) -> str:
+    """Make the workspace a checkout of main with one commit (the apply job compares it); its SHA."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(workspace), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "--allow-empty", "-m", "registry")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "-m", "models")
+    return git("rev-parse", "HEAD")
+
+
 def test_apply_on_merge_applies_the_plan_it_made_and_audits_the_environment(
     workspace: Path, tmp_path: Path, fake_github: FakeGitHub, database_url: str, engine: Any
 ) -> None:
+    head = _commit(workspace)  # the push's commit is main's head
     simulated = runner(workspace, tmp_path, fake_github, all_secrets(database_url))
-    job = simulated.run(TEMPLATES / "registry-apply.yml", event_name="push", event={"ref": "refs/heads/main"}, sha=SHA)
+    job = simulated.run(TEMPLATES / "registry-apply.yml", event_name="push", event={"ref": "refs/heads/main"}, sha=head)
     assert job.succeeded, job.log
     assert job.step("Apply").outputs["has-changes"] == "true" and job.step("Apply").outputs["exit-code"] == "0"
     assert set(models_by_name(engine)) == {"nomic-embed", "gpt-4o-mini"}
     events = audit_events(engine)
-    assert {(e["source_revision"], e["environment"], e["actor"]) for e in events} == {(SHA, "production", "octocat")}
+    assert {(e["source_revision"], e["environment"], e["actor"]) for e in events} == {(head, "production", "octocat")}
     assert "Apply complete: 2 created" in job.summary and CANARY_KEY not in job.log + job.summary
 
-    again = simulated.run(TEMPLATES / "registry-apply.yml", event_name="push", event={"ref": "refs/heads/main"}, sha=SHA)
+    again = simulated.run(TEMPLATES / "registry-apply.yml", event_name="push", event={"ref": "refs/heads/main"}, sha=head)
     assert again.succeeded, again.log
     assert again.step("Apply").outputs["has-changes"] == "false"
     assert len(audit_events(engine)) == len(events)
+
+
+def test_a_rerun_of_an_older_apply_run_applies_nothing(
+    workspace: Path, tmp_path: Path, fake_github: FakeGitHub, database_url: str, engine: Any
+) -> None:
+    head = _commit(workspace)
+    before = snapshot(engine)
+    simulated = runner(workspace, tmp_path, fake_github, all_secrets(database_url))
+    job = simulated.run(TEMPLATES / "registry-apply.yml", event_name="push", event={"ref": "refs/heads/main"}, sha=SHA)
+    assert not job.succeeded
+    assert f"this run is for {SHA}, but main is at {head} now" in job.log
+    assert snapshot(engine) == before
 
 
 def test_on_call_dry_run_changes_nothing_and_reports_in_the_summary(
