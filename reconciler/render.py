@@ -294,11 +294,14 @@ def render_json(plan: Plan, target: Target | None = None) -> str:
 # HTML, code spans, @mentions, #references), written as character references: they show
 # as themselves, in text and inside <code> alike, and form nothing.
 _MD_REFERENCES = {c: f"&#{ord(c)};" for c in "&\\`*_{}[]()!|<>~@#"}
+# An underscore between two letters or digits (snake_case) cannot start emphasis: kept.
+_INTRAWORD_UNDERSCORE = re.compile(r"(?<=[A-Za-z0-9])&#95;(?=[A-Za-z0-9])")
 
 
 def _md_escape(text: str) -> str:
     """Text from files or the database for GitHub markdown: terminal-safe, no markup, no autolink."""
     escaped = "".join(_MD_REFERENCES.get(c, c) for c in escape_text(text))
+    escaped = _INTRAWORD_UNDERSCORE.sub("_", escaped)
     # GitHub links bare URLs and www. names too.
     return escaped.replace("://", "&#58;//").replace("www.", "www&#46;")
 

@@ -267,6 +267,7 @@ def test_markdown_cannot_close_a_code_span_or_a_fence() -> None:
         ("**bold** _it_ ~~s~~ www.evil.example", "&#42;&#42;bold&#42;&#42; &#95;it&#95; &#126;&#126;s&#126;&#126; www&#46;evil.example"),
         ("a|b <b>&amp;</b> `c`", "a&#124;b &#60;b&#62;&#38;amp;&#60;/b&#62; &#96;c&#96;"),
         ("plain-name.v2: ok", "plain-name.v2: ok"),
+        ("snake_case_name _start end_", "snake_case_name &#95;start end&#95;"),  # only an edge _ can emphasise
     ],
 )
 def test_markdown_data_forms_no_link_image_mention_or_emphasis(text: str, shown: str) -> None:
