@@ -76,6 +76,9 @@ TARGETS: dict[str, list[str]] = {
     # The secrets edge: a key must never leak (scrub), be stored unreadable (pgp, secrets)
     # or be applied from a plan file nobody signed (planfile).
     "scrub": ["tests/unit/test_scrub.py", "tests/unit/test_connection_pure.py", "tests/cli/test_canary.py"],
+    "references": ["tests/unit/test_trust_rules.py", "tests/unit/test_validate.py", "tests/cli/test_references.py",
+                   "tests/cli/test_environments.py", "tests/cli/test_export.py"],
+    "github": ["tests/integration/test_github.py", "tests/cli/test_pr_comment.py"],
     "pgp": ["tests/unit/test_pgp.py", "tests/integration/test_pgp.py", "tests/unit/test_secrets.py",
             "tests/integration/test_writes.py", "tests/cli/test_rotate.py"],
     "secrets": ["tests/unit/test_secrets.py", "tests/integration/test_secrets.py", "tests/integration/test_state.py",
