@@ -147,6 +147,10 @@ def _is_credential_parameter(name: str) -> bool:
     return any(word in _CREDENTIAL_PARAMETER_WORDS for word in re.split(r"[^a-z0-9]+", spaced.lower()))
 
 
+# One `name=value` of a query string or fragment, with the separator before it.
+_PARAMETER = re.compile(r"(^|[&;])([^&;=]*)=([^&;]*)")
+
+
 def _parameters(text: str) -> list[tuple[str, str]]:
     """`name=value` pairs of a query string or fragment, split at `&` and at `;` (both are used)."""
     pairs = []
@@ -196,6 +200,7 @@ def redact_endpoint(endpoint: Any) -> Any:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
 
     def redacted(text: str) -> str:
-        return "&".join(f"{name}={'***' if _is_credential_parameter(name) else value}" for name, value in _parameters(text))
+        # Only the values of credential parameters change; separators and other parts stay as written.
+        return _PARAMETER.sub(lambda m: f"{m[1]}{m[2]}=***" if _is_credential_parameter(m[2]) else m[0], text)
 
     return urlunsplit((parts.scheme, netloc, parts.path, redacted(parts.query), redacted(parts.fragment)))

@@ -101,7 +101,8 @@ def test_pure_rules() -> None:
     assert endpoint_credentials_problem("https://api.example.com/v1?api-version=2024") is None
     for harmless in ("https://gw.example/v1?tenant=a&format=json", "https://gw.example/?author=me", "https://gw.example/#section-2"):
         assert endpoint_credentials_problem(harmless) is None, harmless
-    assert redact_endpoint(f"https://h.example/?a=1;accessToken={SECRET}#id_token={SECRET}") == "https://h.example/?a=1&accessToken=***#id_token=***"
+    assert redact_endpoint(f"https://h.example/?a=1;accessToken={SECRET}#id_token={SECRET}") == "https://h.example/?a=1;accessToken=***#id_token=***"
+    assert redact_endpoint(f"https://u:{SECRET}@h.example/v1?tenant=a&flag#top") == "https://***@h.example/v1?tenant=a&flag#top"
 
 
 SECRET = "hunter2-do-not-echo"
