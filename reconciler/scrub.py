@@ -89,14 +89,18 @@ def _scrub_masked(text: str, secret: str) -> str:
     return "".join(out)
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 def _scrub_fragments(text: str, secret: str) -> str:
     """Replace every run of SHORT_SECRET or more consecutive characters of `secret`, in any
     letter case, with `***`: a provider that cuts its message inside the key, shows its
     first characters, masks it with `x`, upper-cases it or breaks it across lines leaves
     such pieces, and each would give part of the key away."""
-    lowered_secret = secret.lower()
+    # ASCII letters only: str.lower() may lengthen other characters and shift every index.
+    lowered_secret = secret.translate(_ASCII_LOWER)
     pieces = {lowered_secret[i : i + SHORT_SECRET] for i in range(len(secret) - SHORT_SECRET + 1)}
-    lowered = text.lower()
+    lowered = text.translate(_ASCII_LOWER)
     covered_until = -1
     spans: list[list[int]] = []
     for i in range(len(text) - SHORT_SECRET + 1):

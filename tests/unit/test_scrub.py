@@ -153,3 +153,9 @@ def test_no_eight_consecutive_characters_of_the_key_survive(said: str) -> None:
     assert scrubbed.startswith("Incorrect API key provided: ") and scrubbed.endswith(". Check it.") and REDACTED in scrubbed
     for i in range(len(CANARY_KEY) - 7):
         assert CANARY_KEY[i : i + 8].lower() not in scrubbed.lower()
+
+
+def test_a_character_that_lower_case_lengthens_does_not_shift_what_is_removed() -> None:
+    # "İ".lower() is two characters: a lowered copy of the text would be misaligned.
+    scrubbed = scrub(f"İİİİ refused {CANARY_KEY[:12]} end", [CANARY_KEY])
+    assert scrubbed == "İİİİ refused *** end"
