@@ -63,6 +63,7 @@ def test_one_run_gives_comment_annotations_summary_and_exit_code(
     assert len(warning) == 1 and ",line=27,col=12," in warning[0] and warning[0].endswith("::openai does not offer top_k; it will be stored but has no effect")
     summary = (tmp_path / "step-summary.md").read_text()
     assert summary.strip() == fake_github.comments(7)[0].split("\n", 1)[1].strip()
+    assert "Wrote the plan to the job summary ($GITHUB_STEP_SUMMARY)." in result.stderr.splitlines()
     for text in (result.output, summary, fake_github.comments(7)[0]):
         assert fake_github.token not in text and CANARY_KEY not in text
 

@@ -175,6 +175,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(parsed.query)
         with fake._lock:
             fake.state.requests.append(Recorded(method, parsed.path, self.headers.get("Authorization", "")))
+        if not self.headers.get("User-Agent"):  # as GitHub refuses a request without one
+            return self._send(403, {"message": "Request forbidden by administrative rules. Please make sure your request has a User-Agent header"})
         if self.headers.get("Authorization") != f"Bearer {fake.token}":
             return self._send(401, {"message": "Bad credentials"})
         if parts == ["user"] and method == "GET":  # as GitHub answers it for a workflow's GITHUB_TOKEN

@@ -67,6 +67,14 @@ def test_a_comment_with_our_marker_by_someone_else_is_never_updated_or_deleted(f
     assert [c["id"] for c in fake_github.state.comments[7][:2]] == forged
 
 
+def test_racing_duplicates_are_deleted_and_an_old_marker_without_a_part_is_part_one(fake_github: FakeGitHub) -> None:
+    old_format = fake_github.add_comment(7, f"<!-- llm-registry-plan key={KEY} -->\nan older version's comment", by_us=True)
+    duplicates = [fake_github.add_comment(7, f"{plan_marker(KEY, 1)}\nrace {i}", by_us=True) for i in range(2)]
+    result = post_sticky_comment(client_for(fake_github), 7, KEY, ["the plan"])
+    assert result.updated == (old_format,) and sorted(result.deleted) == duplicates and result.created == ()
+    assert fake_github.comments(7) == [f"{plan_marker(KEY, 1)}\nthe plan"]
+
+
 def test_a_long_plan_is_numbered_parts_updated_in_place_and_extra_old_parts_deleted(fake_github: FakeGitHub) -> None:
     client = client_for(fake_github)
     big = ["A" * 60_000, "B" * 60_000, "C" * 10]
@@ -120,6 +128,9 @@ def test_the_pull_request_number_comes_from_the_event_or_the_option(fake_github:
         pull_request_number(fake_github.environ(pr=None))
     with pytest.raises(RegistryError, match="pass --pr N"):
         pull_request_number({})
+    for event, number in (({"issue": {"number": 8}}, 8), ({"number": 9, "action": "synchronize"}, 9)):
+        (tmp_path / "other.json").write_text(json.dumps(event))  # an issue_comment event; a bare number
+        assert pull_request_number({"GITHUB_EVENT_PATH": str(tmp_path / "other.json")}) == number
     broken = tmp_path / "event.json"
     broken.write_text("{not json")
     with pytest.raises(RegistryError, match="cannot read the workflow event"):
@@ -170,3 +181,20 @@ def test_whose_comment_is_ours() -> None:
     bot = {"user": {"login": "github-actions[bot]", "type": "Bot"}}
     assert written_by(me, "me") and not written_by(mallory, "me") and not written_by(bot, "me")  # a personal token
     assert written_by(bot, None) and not written_by(me, None) and not written_by({}, None)  # a workflow token
+
+
+def test_a_drift_issue_holds_the_first_part_of_a_long_plan_and_says_it_is_cut(fake_github: FakeGitHub, tmp_path: Path) -> None:
+    from reconciler.github import deliver_plan
+    from reconciler.plan import compute_plan
+    from reconciler.state import RegistryState
+    from reconciler.target import Target
+    from tests.factories import embedding_model, registry
+
+    plan = compute_plan(registry(*(embedding_model(name=f"m-{i:05d}", description="d" * 40) for i in range(1500))), RegistryState(), {})
+    environ = {**fake_github.environ(pr=None), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
+    done = deliver_plan(plan, Target("db"), environ, directories=["registry.d"], pr_comment=False, pr_number=None, drift_issue=True)
+    assert done[-1] == "Drift: opened issue #1."
+    [issue] = fake_github.issues()
+    body = issue["body"].split("\n", 1)[1]
+    assert body.startswith("_Part 1 of ") and body.endswith("\n\n_(plan truncated: see the workflow's job summary)_")
+    assert len(issue["body"]) < 65_536

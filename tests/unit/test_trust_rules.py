@@ -115,7 +115,9 @@ SECRET = "hunter2-do-not-echo"
      # spellings a `[-_]word` rule let through: camelCase, `;` as separator, brackets, the fragment, an encoded NUL
      f"https://h.example/?accessToken={SECRET}", f"https://h.example/?apiToken={SECRET}", f"https://h.example/?clientSecret={SECRET}",
      f"https://h.example/?a=1;api_key={SECRET}", f"https://h.example/?token[]={SECRET}", f"https://h.example/#access_token={SECRET}",
-     f"https://h.example/?api_key%00={SECRET}", f"https://h.example/?X-Api-Key={SECRET}", f"https://blob.example/c?sv=1&sig={SECRET}"],
+     f"https://h.example/?api_key%00={SECRET}", f"https://h.example/?X-Api-Key={SECRET}", f"https://blob.example/c?sv=1&sig={SECRET}",
+     f"https://h.example/?pwd={SECRET}", f"https://h.example/?credential={SECRET}", f"https://h.example/?session={SECRET}",
+     f"https://h.example/?sessionid={SECRET}"],
 )
 def test_endpoint_with_credentials_is_refused_without_repeating_them(tmp_path: Path, endpoint: str) -> None:
     path = write_registry_file(tmp_path, [embedding_model(name="e", api_endpoint=endpoint, default=True)])
