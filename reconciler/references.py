@@ -93,10 +93,15 @@ def parse_allow_list(value: str | None) -> tuple[str, ...]:
     return tuple(part for part in re.split(r"[\s,]+", value.strip()) if part)
 
 
-# Words of a variable name (split at `_`) that say it holds a credential.
-_CREDENTIAL_WORDS = frozenset(
-    {"KEY", "APIKEY", "TOKEN", "SECRET", "SECRETS", "PASSWORD", "PASSWD", "PWD", "CREDENTIAL", "CREDENTIALS", "PAT"}
-)
+# What in a variable's name says it holds a credential: these anywhere (OPENAIKEY too), and
+# the short ones only as a word between underscores (PATH and COMPAT are no credentials).
+_CREDENTIAL_PARTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
+_CREDENTIAL_WORDS = frozenset({"PWD", "PAT", "AUTH"})
+
+
+def _names_a_credential(name: str) -> bool:
+    upper = name.upper()
+    return any(part in upper for part in _CREDENTIAL_PARTS) or bool(_CREDENTIAL_WORDS.intersection(upper.split("_")))
 
 
 def refused_variable(name: str, allow_list: Iterable[str] = (), *, field: str = "api_key") -> str | None:
@@ -109,7 +114,7 @@ def refused_variable(name: str, allow_list: Iterable[str] = (), *, field: str = 
     name says it holds a credential (`OPENAI_API_KEY`, `*_TOKEN`, ...) is refused there.
     """
     reason = _refused_variable(name, tuple(allow_list))
-    if reason is None and field != "api_key" and _CREDENTIAL_WORDS.intersection(name.upper().split("_")):
+    if reason is None and field != "api_key" and _names_a_credential(name):
         return f"its name says it holds a credential, and {field} is printed in plans and stored in clear"
     return reason
 

@@ -38,7 +38,8 @@ def test_refused_variables_are_refused_at_the_reference(tmp_path: Path, name: st
 @pytest.mark.parametrize(
     ("field", "name"),
     [("api_version", "OPENAI_API_KEY"), ("api_version", "LLM_KEY_GPT_4O"), ("api_endpoint", "GATEWAY_TOKEN"),
-     ("api_endpoint", "GATEWAY_SECRET"), ("api_version", "my_secret")],
+     ("api_endpoint", "GATEWAY_SECRET"), ("api_version", "my_secret"), ("api_endpoint", "OPENAIKEY"),
+     ("api_endpoint", "GATEWAY_PAT"), ("api_version", "X_AUTH")],
 )
 def test_a_credential_named_variable_is_refused_where_the_value_is_printed(tmp_path: Path, field: str, name: str) -> None:
     # api_endpoint and api_version are resolved at plan time and shown in plans and PR comments.
@@ -53,7 +54,7 @@ def test_a_credential_named_variable_is_refused_where_the_value_is_printed(tmp_p
     )
 
 
-@pytest.mark.parametrize("name", ["AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION", "KEYCLOAK_URL", "OPENAI_BASE_URL", "MONKEY_API_BASE"])
+@pytest.mark.parametrize("name", ["AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_VERSION", "OLLAMA_URL", "OPENAI_BASE_URL", "COMPAT_PATH_URL", "AUTHOR_URL"])
 def test_endpoint_and_version_variables_stay_allowed(name: str) -> None:
     assert refused_variable(name, field="api_endpoint") is None and refused_variable(name, field="api_version") is None
 
