@@ -99,7 +99,8 @@ def command(
     if pr_number is not None and not pr_comment:
         raise click.UsageError("--pr goes with --pr-comment")
     directories = directories or (Path("registry.d"),)
-    registry, _ = load_registry_reporting(directories, annotate=pr_comment or drift_issue)
+    # Annotations go to stdout: not beside a JSON document, which stdout holds alone.
+    registry, _ = load_registry_reporting(directories, annotate=(pr_comment or drift_issue) and output_format != "json")
     # One read-only snapshot for every query: models and KB links agree with each other.
     url = resolve_url(database_url)
     with snapshot(url) as connection:
@@ -140,7 +141,8 @@ def command(
         from reconciler.diagnostics import escape_github_data
         from reconciler.github import deliver_plan
 
-        if output_format != "github":  # one run: the annotations too
+        annotate = output_format not in ("github", "json")  # json: stdout holds the document alone
+        if annotate:  # one run: the annotations too
             click.echo(render_github(plan))
         try:
             for line in deliver_plan(
@@ -152,7 +154,8 @@ def command(
             # The plan above is current; what GitHub shows may be an older one.
             delivered = False
             message = f"could not post the plan to GitHub: {failed}; the comment or issue may show an older plan"
-            click.echo(f"::error title=llm-registry plan::{escape_github_data(message)}")
+            if annotate:
+                click.echo(f"::error title=llm-registry plan::{escape_github_data(message)}")
             click.echo(f"error: {message}", err=True)
 
     if plan.is_blocked:

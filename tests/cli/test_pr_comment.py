@@ -96,6 +96,17 @@ def test_a_blocked_plan_stays_exit_3_when_github_refuses_the_comment(
     assert "could not post the plan to GitHub" in result.stderr
 
 
+def test_a_json_plan_with_a_pr_comment_keeps_stdout_to_the_document(
+    run_cli: Any, registry_dir: Path, database_url: str, fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    import json
+
+    result = plan_on_pr(run_cli, registry_dir, database_url, fake_github, tmp_path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["summary"]["create"] == 2  # no annotation line beside it (docs/cli.md)
+    assert len(fake_github.comments(7)) == 1
+
+
 def test_pr_without_pr_comment_is_a_usage_error(run_cli: Any, registry_dir: Path, database_url: str) -> None:
     result = run_cli("plan", str(registry_dir), "--database-url", database_url, "--pr", "3", env=APPLY_ENV)
     assert result.exit_code == 1 and "--pr goes with --pr-comment" in result.stderr
