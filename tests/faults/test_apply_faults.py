@@ -217,15 +217,33 @@ def _audit_matches_models(before: dict[str, list[dict[str, Any]]], state: dict[s
 # --------------------------------------------------------------------------------- trials
 
 
+_STARTUP: list[float] = []  # seconds Python takes to load the command's module, before any line of it runs
+
+
+def python_startup() -> float:
+    """How long `python -c "import reconciler.cli"` takes here (measured once): the moments
+    that belong to the interpreter and its import system, not to the program."""
+    if not _STARTUP:
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-c", "import reconciler.cli"], check=True, env={**os.environ, **APPLY_ENV})
+        _STARTUP.append(time.monotonic() - started)
+    return _STARTUP[0]
+
+
 def _hurt_at_random(
-    trial: Trial, after: dict[str, Any], fake: FakeProvider, seed: int, hurt: Callable[[subprocess.Popen[str]], None], label: str
+    trial: Trial, after: dict[str, Any], fake: FakeProvider, seed: int, hurt: Callable[[subprocess.Popen[str]], None], label: str,
+    *, after_startup: bool = False,
 ) -> tuple[str, int | None]:
     rng = random.Random(seed)
     latency = rng.choice([0.0, 0.05, 0.2])
     serve(fake, latency)
     # From "just started" (importing, locking) to past the commit: a clean run took
-    # _DURATION on this machine, so a fifth of the moments fall after it.
-    delay = rng.uniform(0.0, 1.25 * (_DURATION[0] if _DURATION else 6.0) + latency)
+    # _DURATION on this machine, so a fifth of the moments fall after it. A signal the
+    # program handles (SIGINT, SIGTERM) is sent once the interpreter has loaded it
+    # (`after_startup`, twice the measured load time): before that, Python's own
+    # default handling applies, which no program can change.
+    earliest = 2 * python_startup() if after_startup else 0.0
+    delay = rng.uniform(earliest, max(earliest, 1.25 * (_DURATION[0] if _DURATION else 6.0)) + latency)
     print(f"\n[fault] {label}: seed {seed}, provider latency {latency:g}s, after {delay:.2f}s")
     process = start_apply(trial.directory, trial.url)
     try:
@@ -258,7 +276,9 @@ def test_sigint_and_sigterm_at_a_random_moment(
 ) -> None:
     for seed in seeds(OTHER_TRIALS):
         trial = make_trial()
-        state, code = _hurt_at_random(trial, expected_after, fake_provider, seed, lambda p: p.send_signal(signum), signal.Signals(signum).name)
+        state, code = _hurt_at_random(
+            trial, expected_after, fake_provider, seed, lambda p: p.send_signal(signum), signal.Signals(signum).name, after_startup=True
+        )
         if signum == signal.SIGINT:
             # 130, or death by SIGINT itself (what a shell also shows as 130): Python
             # re-raises an interrupt that lands in interpreter shutdown, after the commit.
