@@ -159,3 +159,13 @@ def test_a_character_that_lower_case_lengthens_does_not_shift_what_is_removed() 
     # "İ".lower() is two characters: a lowered copy of the text would be misaligned.
     scrubbed = scrub(f"İİİİ refused {CANARY_KEY[:12]} end", [CANARY_KEY])
     assert scrubbed == "İİİİ refused *** end"
+
+
+def test_fragments_at_the_text_and_key_ends_are_removed_and_what_lies_between_is_kept() -> None:
+    head, tail = CANARY_KEY[:9], CANARY_KEY[-8:]  # the key's first piece and its very last one
+    assert scrub(f"key {head} ... and {tail}", [CANARY_KEY]) == "key *** ... and ***"  # the text ends on a fragment
+    assert scrub(f"{tail}", [CANARY_KEY]) == "***"
+
+
+def test_an_eight_character_key_is_removed_in_any_letter_case() -> None:
+    assert scrub("refused: ABCD1234 and abcd1234", ["abcd1234"]) == "refused: *** and ***"
