@@ -718,6 +718,9 @@ async def test_connections(
     return [r for r in results if r is not None]
 
 
+test_connections.__test__ = False  # type: ignore[attr-defined]
+
+
 @contextlib.contextmanager
 def provider_environment_hidden() -> Iterator[None]:
     """Hide, while tests run, the environment variables LiteLLM and the SDKs would fall back to.
@@ -733,9 +736,6 @@ def provider_environment_hidden() -> Iterator[None]:
         yield
     finally:
         os.environ.update(hidden)
-
-
-test_connections.__test__ = False  # type: ignore[attr-defined]
 
 
 def run_connection_tests(
