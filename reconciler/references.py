@@ -112,8 +112,9 @@ def refused_variable(name: str, allow_list: Iterable[str] = (), *, field: str = 
     `api_endpoint` and `api_version` are configuration, resolved at plan time and
     printed in plans and PR comments, stored and audited in clear: a variable whose
     name says it holds a credential (`OPENAI_API_KEY`, `*_TOKEN`, ...) is refused there.
+    The allow-list (`LLM_REGISTRY_KEY_VARIABLES`) is about keys: it applies to `api_key` only.
     """
-    reason = _refused_variable(name, tuple(allow_list))
+    reason = _refused_variable(name, tuple(allow_list) if field == "api_key" else ())
     if reason is None and field != "api_key" and _names_a_credential(name):
         return f"its name says it holds a credential, and {field} is printed in plans and stored in clear"
     return reason

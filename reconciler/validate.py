@@ -486,8 +486,7 @@ def _trust_rules(document: Document, path: Path_, raw: dict[Any, Any], key_varia
         name = spec.env_reference_name(value) if isinstance(value, str) else None
         if name is None:
             continue
-        # The allow-list is about keys; endpoints and versions only meet the refused names.
-        reason = refused_variable(name, key_variables if field_name == "api_key" else (), field=field_name)
+        reason = refused_variable(name, key_variables, field=field_name)
         if reason is not None:
             yield error("refused-variable", refused_variable_message(field_name, name, reason), document.location(path + (field_name,)))
     endpoint = raw.get("api_endpoint")
