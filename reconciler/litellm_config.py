@@ -338,7 +338,20 @@ def litellm_entry(model: ExportModel) -> dict[str, Any]:
     return {"model_name": model.name, "litellm_params": params, "model_info": info}
 
 
-def export_litellm(models: Sequence[ExportModel]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LiteLLMExport:
+    """A proxy config (`{"model_list": [...]}`) and warnings about what it could not hold."""
+
+    config: dict[str, Any]
+    warnings: tuple[str, ...]
+
+
+def export_litellm(models: Sequence[ExportModel]) -> LiteLLMExport:
     """A LiteLLM proxy config holding the active models, sorted by name."""
     active = sorted((m for m in models if m.record["is_active"]), key=lambda m: m.name)
-    return {"model_list": [litellm_entry(model) for model in active]}
+    warnings = tuple(
+        f"{model.name}: api_endpoint holds credentials, written as ***: give the proxy its key as api_key (os.environ/NAME) instead"
+        for model in active
+        if redact_endpoint(model.record["api_endpoint"]) != model.record["api_endpoint"]
+    )
+    return LiteLLMExport({"model_list": [litellm_entry(model) for model in active]}, warnings)

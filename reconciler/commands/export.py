@@ -164,16 +164,10 @@ def _write_litellm(models: list["ExportModel"], out: str | None, force: bool) ->
 
     from reconciler.litellm_config import export_litellm
 
-    from reconciler.references import endpoint_credentials_problem
-
-    config = export_litellm(models)
-    for model in models:
-        if model.record["is_active"] and endpoint_credentials_problem(model.record["api_endpoint"] or ""):
-            click.echo(
-                f"warning: {escape_text(model.name)}: api_endpoint holds credentials, written as ***: "
-                "give the proxy its key as api_key (os.environ/NAME) instead",
-                err=True,
-            )
+    exported = export_litellm(models)
+    config = exported.config
+    for warning in exported.warnings:
+        click.echo(f"warning: {escape_text(warning)}", err=True)
     header = (
         "# LiteLLM proxy config written by `llm-registry export --format litellm`: the registry's active models.\n"
         "# Keys are read from the environment (os.environ/NAME); set each variable before starting the proxy.\n"

@@ -98,7 +98,7 @@ def test_export_entry_carries_model_string_base_key_variable_and_parameters() ->
 
 def test_export_holds_active_models_only_sorted() -> None:
     models = [_export_model(embedding_model(name="b")), _export_model(embedding_model(name="a")), _export_model(embedding_model(name="c", active=False))]
-    assert [entry["model_name"] for entry in export_litellm(models)["model_list"]] == ["a", "b"]
+    assert [entry["model_name"] for entry in export_litellm(models).config["model_list"]] == ["a", "b"]
 
 
 def test_environment_references_and_an_azure_deployment_named_after_its_model(tmp_path: Path) -> None:
