@@ -99,8 +99,10 @@ def command(
     if pr_number is not None and not pr_comment:
         raise click.UsageError("--pr goes with --pr-comment")
     directories = directories or (Path("registry.d"),)
-    # Annotations go to stdout: not beside a JSON document, which stdout holds alone.
-    registry, _ = load_registry_reporting(directories, annotate=(pr_comment or drift_issue) and output_format != "json")
+    # For GitHub (a PR comment or a drift issue) the run annotates too, on stdout: never
+    # beside a JSON document, which stdout holds alone.
+    annotate = (pr_comment or drift_issue) and output_format != "json"
+    registry, _ = load_registry_reporting(directories, annotate=annotate)
     # One read-only snapshot for every query: models and KB links agree with each other.
     url = resolve_url(database_url)
     with snapshot(url) as connection:
@@ -141,8 +143,7 @@ def command(
         from reconciler.diagnostics import escape_github_data
         from reconciler.github import deliver_plan
 
-        annotate = output_format not in ("github", "json")  # json: stdout holds the document alone
-        if annotate:  # one run: the annotations too
+        if annotate and output_format != "github":  # the github format printed them already
             click.echo(render_github(plan))
         try:
             for line in deliver_plan(

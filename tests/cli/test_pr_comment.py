@@ -78,6 +78,10 @@ def test_a_comment_that_github_refuses_fails_the_run_without_the_token(
     assert "::error title=llm-registry plan::could not post the plan to GitHub" in result.stdout  # an annotation too
     assert fake_github.token not in result.output
     assert "Plan: 2 to create" in result.stdout  # the plan itself was still shown
+    as_github = plan_on_pr(run_cli, registry_dir, database_url, fake_github, tmp_path, "--format", "github")
+    assert as_github.exit_code == 1
+    assert as_github.stdout.count("::error title=llm-registry plan::could not post the plan to GitHub") == 1
+    assert as_github.stdout.count("::notice title=llm-registry plan::") == 1  # the plan's annotations once
 
 
 def test_a_blocked_plan_stays_exit_3_when_github_refuses_the_comment(
